@@ -1,0 +1,3 @@
+//! `weft`: the command-line tool.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! weft-server: the stateless HTTP executor (Kestra-shaped API, webhooks, dispatch, tick).

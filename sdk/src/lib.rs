@@ -1,0 +1,1 @@
+//! weft-sdk: what a weft plugin author depends on.
