@@ -7,7 +7,7 @@ use weft_flow::model::{Flow, Input};
 use super::convert::convert;
 use super::error::InputError;
 use super::kind::InputKind;
-use super::secret::{reveal_secrets, seal};
+use super::secret::{SECRET_MASK, reveal_secrets, seal};
 use super::validate::validate;
 use super::{InputContext, java, nest_into, render_value};
 
@@ -201,15 +201,21 @@ impl<'a> Resolver<'a> {
     /// Value or rendered default, then conversion and validation.
     fn read(&self, i: usize) -> Outcome {
         let input = &self.flow.inputs[i];
+        let is_secret = InputKind::parse(&input.type_name) == Some(InputKind::Secret);
         let fail = |message: String, received: &Json| {
             Outcome::Failed(vec![InputError {
                 id: input.id.clone(),
                 message,
-                received: java::to_string(received),
+                // a SECRET is never printed, not even in an error
+                received: if is_secret && !received.is_null() {
+                    SECRET_MASK.to_string()
+                } else {
+                    java::to_string(received)
+                },
             }])
         };
         let current = match (&self.given[i], &input.defaults) {
-            (Some(v), _) => v.clone(),
+            (Some(v), _) => reveal_secrets(v), // a sealed secret passed on (Subflow inputs)
             (None, Some(d)) => match self.render(d) {
                 Ok(v) => v,
                 Err(e) => return fail(format!("unable to render the default value: {e}"), d),

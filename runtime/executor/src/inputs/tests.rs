@@ -580,6 +580,40 @@ fn raw_mode_keeps_values_and_fills_defaults() {
 }
 
 #[test]
+fn secrets_are_never_printed() {
+    let f = flow(
+        r#"
+id: secrets
+namespace: weft.tests
+inputs:
+  - id: token
+    type: SECRET
+    validator: "tk-[0-9]+"
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: x
+"#,
+    );
+    let err = read(&f, &text(&[("token", "hunter2")])).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "token: Invalid input for `token`, it must match the pattern `tk-[0-9]+`, but received `******`"
+    );
+    let typed = read(&f, &text(&[("token", "tk-42")])).unwrap();
+    assert!(is_secret(&typed["token"]));
+    assert!(
+        !mask_secrets(&Json::Object(typed.clone()))
+            .to_string()
+            .contains("tk-42")
+    );
+    // a sealed secret passed on (a Subflow task's inputs) stays one secret
+    let mut raw = IndexMap::new();
+    raw.insert("token".to_string(), RawInput::Json(typed["token"].clone()));
+    assert_eq!(read(&f, &raw).unwrap()["token"], typed["token"]);
+}
+
+#[test]
 fn float_is_a_java_float() {
     assert_eq!(java::float(0.1), "0.1");
     assert_eq!(java::float(1.0), "1.0");
