@@ -78,6 +78,15 @@ pub(crate) fn register(env: &mut Environment<'static>) {
         host(HostRequest::FileUri(a.req_str(0)?))
     });
     env.add_function("kv", kv);
+    env.add_function("fetchContext", |args: Rest<Value>| context(&args));
+    env.add_function("printContext", |args: Rest<Value>| context(&args));
+    env.add_function("randomPort", |args: Rest<Value>| -> Result<Value, Error> {
+        if !args.is_empty() {
+            return Err(err("randomPort() takes no argument"));
+        }
+        let r = scope::current().map(|s| s.next_u64()).unwrap_or(0) % (65535 - 1024);
+        Ok(Value::from(1024 + r as i64))
+    });
     env.add_function("currentEachOutput", |args: Rest<Value>, kw: Kwargs| {
         let a = bind("currentEachOutput()", &["outputs"], &args, &kw)?;
         host(HostRequest::CurrentEachOutput(to_json(a.req(0)?)))
@@ -86,6 +95,14 @@ pub(crate) fn register(env: &mut Environment<'static>) {
         let _ = bind("errorLogs()", &[], &args, &kw)?;
         host(HostRequest::ErrorLogs)
     });
+}
+
+/// `fetchContext()`: every variable of the render.
+fn context(args: &[Value]) -> Result<Value, Error> {
+    if !args.is_empty() {
+        return Err(err("fetchContext() takes no argument"));
+    }
+    Ok(scope::current().map(|s| s.vars.clone()).unwrap_or_default())
 }
 
 fn host(req: HostRequest) -> Result<Value, Error> {
@@ -301,14 +318,17 @@ fn random_int(args: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
     let upper = a
         .opt_i64(1)?
         .ok_or_else(|| err("randomInt() needs `upper`"))?;
-    if upper <= lower {
+    if upper < lower {
         return Err(err(format!(
-            "randomInt(): `upper` ({upper}) must be greater than `lower` ({lower})"
+            "randomInt(): `upper` ({upper}) is less than `lower` ({lower})"
         )));
     }
-    let span = (upper - lower) as u64;
+    if upper == lower {
+        return Ok(Value::from(lower));
+    }
+    let span = upper.abs_diff(lower);
     let r = scope::current().map(|s| s.next_u64()).unwrap_or(0) % span;
-    Ok(Value::from(lower + r as i64))
+    Ok(Value::from(lower.wrapping_add(r as i64)))
 }
 
 fn range(args: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {

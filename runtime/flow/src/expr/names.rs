@@ -65,6 +65,7 @@ pub(crate) const FILTERS: &[&str] = &[
 pub(crate) const FUNCTIONS: &[&str] = &[
     "currentEachOutput",
     "errorLogs",
+    "fetchContext",
     "fileSize",
     "fileURI",
     "fromJson",
@@ -74,7 +75,9 @@ pub(crate) const FUNCTIONS: &[&str] = &[
     "max",
     "min",
     "now",
+    "printContext",
     "randomInt",
+    "randomPort",
     "range",
     "read",
     "render",

@@ -294,7 +294,8 @@ fn deterministic_now_uuid_id_random() {
         Renderer::new().render("{{ uuid() }}", &other).unwrap(),
         r("{{ uuid() }}")
     );
-    assert!(r_err("{{ randomInt(5, 5) }}").contains("greater"));
+    assert_eq!(r("{{ randomInt(5, 5) }}"), "5");
+    assert!(r_err("{{ randomInt(6, 5) }}").contains("less than"));
 }
 
 #[test]
@@ -429,6 +430,8 @@ fn string_filters() {
     assert_eq!(r("{{ 'a,b,c' | split(',', 2) }}"), r#"["a","b,c"]"#);
     assert_eq!(r("{{ 'a\nb' | indent(2) }}"), "a\n  b");
     assert_eq!(r("{{ 'a\nb' | nindent(2) }}"), "\n  a\n  b");
+    assert_eq!(r("{{ 'a\n\nb' | indent(2, '-') }}"), "a\n--\n--b");
+    assert_eq!(r("{{ '' | nindent(2) }}"), "");
     assert_eq!(r("{{ \"it's\" | escapeChar('single') }}"), "it\\'s");
     assert_eq!(
         r("{{ 'say \"x\"' | escapeChar('double') }}"),
@@ -515,6 +518,12 @@ fn functions() {
     assert_eq!(r("{{ render(vars.deep) }}"), "hello");
     assert_eq!(r("{{ renderOnce(vars.deep) }}"), "{{ flow.id }}");
     assert_eq!(r("{{ render(42) }}"), "42");
+    assert_eq!(
+        r("{{ fetchContext().flow.id }} {{ printContext().labels.env }}"),
+        "hello prod"
+    );
+    let port: i64 = r("{{ randomPort() }}").parse().unwrap();
+    assert!((1024..65535).contains(&port));
 }
 
 #[test]

@@ -315,20 +315,20 @@ fn indent(v: &Value, args: &[Value], kw: &Kwargs, new_line: bool) -> Result<Stri
         .opt_i64(0)?
         .ok_or_else(|| err(format!("{what} needs the argument `amount`")))?;
     let prefix = b.opt_str(1)?.unwrap_or_else(|| " ".to_string());
+    if n < 0 {
+        return Err(err(format!("{what}: `amount` must be 0 or more")));
+    }
     let pad = prefix.repeat(usize::try_from(n).unwrap_or(0));
     let s = text(v);
-    let mut out = String::new();
-    if new_line {
-        out.push('\n');
+    if s.is_empty() {
+        return Ok(s);
     }
-    for (i, line) in s.split('\n').enumerate() {
-        if i > 0 {
-            out.push('\n');
-        }
-        if (i > 0 || new_line) && !line.is_empty() {
-            out.push_str(&pad);
-        }
-        out.push_str(line);
-    }
+    // like Kestra: the line separator the text uses, each one followed by the padding
+    let nl = ["\r\n", "\n\r", "\n", "\r"]
+        .into_iter()
+        .find(|sep| s.contains(sep))
+        .unwrap_or("\n");
+    let s = if new_line { format!("{nl}{s}") } else { s };
+    let out = s.replace(nl, &format!("{nl}{pad}"));
     Ok(out)
 }
