@@ -428,6 +428,9 @@ fn string_filters() {
     );
     assert_eq!(r("{{ 'a,b,,c,,' | split(',') }}"), r#"["a","b","","c"]"#);
     assert_eq!(r("{{ 'a,b,c' | split(',', 2) }}"), r#"["a","b,c"]"#);
+    assert_eq!(r("{{ 'a;b,c' | split('[,;]') }}"), r#"["a","b","c"]"#);
+    assert_eq!(r("{{ 'a.b' | split('.') }}"), "[]");
+    assert_eq!(r("{{ 'a|b' | split('\\|') }}"), r#"["a","b"]"#);
     assert_eq!(r("{{ 'a\nb' | indent(2) }}"), "a\n  b");
     assert_eq!(r("{{ 'a\nb' | nindent(2) }}"), "\n  a\n  b");
     assert_eq!(r("{{ 'a\n\nb' | indent(2, '-') }}"), "a\n--\n--b");

@@ -283,22 +283,35 @@ fn java_replacement(to: &str) -> String {
     out
 }
 
-/// `split(delimiter, limit)` with Java's rules: without a limit trailing empty parts go.
+/// `split(delimiter, limit)` with Java's `String.split` rules, as Pebble: the delimiter is a
+/// regular expression, and without a limit trailing empty parts go.
 fn split(v: Value, args: Rest<Value>, kw: Kwargs) -> Result<Value, Error> {
     let b = bind("split", &["delimiter", "limit"], &args, &kw)?;
     let delim = b.req_str(0)?;
     let limit = b.opt_i64(1)?.unwrap_or(0);
     let s = text(&v);
+    let re = regex::Regex::new(&delim)
+        .map_err(|e| err(format!("split: invalid delimiter `{delim}`: {e}")))?;
     let mut parts: Vec<String> = if limit > 0 {
-        s.splitn(limit as usize, delim.as_str())
+        re.splitn(&s, usize::try_from(limit).unwrap_or(usize::MAX))
             .map(str::to_string)
             .collect()
     } else {
-        s.split(delim.as_str()).map(str::to_string).collect()
+        re.split(&s).map(str::to_string).collect()
     };
+    // a zero-width match at the start gives no leading empty part
+    if parts.len() > 1
+        && parts.first().is_some_and(|p| p.is_empty())
+        && re.find(&s).is_some_and(|m| m.is_empty())
+    {
+        parts.remove(0);
+    }
     if limit == 0 {
-        while parts.len() > 1 && parts.last().is_some_and(|p| p.is_empty()) {
+        while parts.last().is_some_and(|p| p.is_empty()) {
             parts.pop();
+        }
+        if parts.is_empty() && s.is_empty() {
+            parts.push(String::new());
         }
     }
     Ok(Value::from(
