@@ -1,0 +1,2 @@
+//! Micro-benchmark of `advance` (filled in below).
+fn main() {}

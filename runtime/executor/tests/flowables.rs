@@ -1,0 +1,964 @@
+//! `advance` driven step by step, flowable by flowable; the test is the worker.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use serde_json::{Value as Json, json};
+use weft_executor::{Event, State};
+
+const NS: &str = "id: f\nnamespace: t\n";
+
+fn src(body: &str) -> String {
+    format!("{NS}{body}")
+}
+
+#[test]
+fn sequential_runs_in_order_one_at_a_time() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: a
+    type: io.kestra.plugin.core.log.Log
+    message: a
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - id: b
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ task.id }}"
+      - id: c
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.b.value }}-c"
+"#));
+    s.start();
+    assert_eq!(s.exec.state.current, State::Running);
+    assert_eq!(s.pending.len(), 1);
+    let a = s.pending.pop_front().unwrap();
+    assert_eq!(a.task_id, "a");
+    assert_eq!(a.task_type, "io.kestra.plugin.core.log.Log");
+    assert_eq!(a.attempt, 1);
+    assert_eq!(a.context["task"]["id"], "a");
+    assert_eq!(a.context["flow"]["id"], "f");
+    s.answer(&a, State::Success, Default::default());
+    assert_eq!(s.pending.len(), 1, "b starts only after a");
+    assert_eq!(s.pending[0].task_id, "b");
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.order(), ["a", "seq", "b", "c"]);
+    assert_eq!(s.output("c", None)["value"], "b-c");
+    assert_eq!(s.terminated, [State::Success]);
+    let seq = s.exec.find_task_run("seq").unwrap();
+    assert!(
+        seq.attempts.is_none(),
+        "flowable task runs have no attempts"
+    );
+    let hist: Vec<State> = seq.state.histories.iter().map(|h| h.state).collect();
+    assert_eq!(hist, [State::Created, State::Running, State::Success]);
+    let b = s.exec.find_task_run("b").unwrap();
+    assert_eq!(b.parent_task_run_id.as_deref(), Some(seq.id.as_str()));
+    assert_eq!(b.id.len(), 22);
+}
+
+#[test]
+fn a_failure_stops_the_sequence_and_runs_errors_without_rescuing() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - id: ko
+        type: io.kestra.plugin.core.execution.Fail
+      - id: never
+        type: io.kestra.plugin.core.log.Log
+        message: no
+    errors:
+      - id: local
+        type: io.kestra.plugin.core.log.Log
+        message: local
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: no
+errors:
+  - id: global
+    type: io.kestra.plugin.core.log.Log
+    message: "{{ task.id }}"
+finally:
+  - id: fin
+    type: io.kestra.plugin.core.log.Log
+    message: fin
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.order(), ["seq", "ko", "local", "global", "fin"]);
+    assert_eq!(s.state_of("seq"), State::Failed);
+    assert_eq!(s.state_of("local"), State::Success);
+    assert_eq!(s.runs_of("never"), 0);
+    assert!(s.logs.iter().any(|(_, m)| m == "Task failure"));
+}
+
+#[test]
+fn parallel_respects_concurrent() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: par
+    type: io.kestra.plugin.core.flow.Parallel
+    concurrent: 2
+    tasks:
+      - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+      - {id: b, type: io.kestra.plugin.core.log.Log, message: b}
+      - {id: c, type: io.kestra.plugin.core.log.Log, message: c}
+      - {id: d, type: io.kestra.plugin.core.log.Log, message: d}
+"#));
+    s.start();
+    assert_eq!(s.pending.len(), 2);
+    let b = s.pending.pop_back().unwrap();
+    s.answer(&b, State::Success, Default::default());
+    assert_eq!(s.pending.len(), 2, "c starts when b ends");
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.count(), 5);
+}
+
+#[test]
+fn parallel_unlimited_starts_everything() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: par
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+      - {id: b, type: io.kestra.plugin.core.log.Log, message: b}
+      - {id: c, type: io.kestra.plugin.core.log.Log, message: c}
+"#));
+    s.start();
+    assert_eq!(s.pending.len(), 3);
+    assert_eq!(s.run(), State::Success);
+}
+
+#[test]
+fn foreach_sequential_by_default_with_loop_variables_and_nested_outputs() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", {"k": 1}]
+    tasks:
+      - id: r
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ taskrun.value }}-{{ taskrun.iteration }}-"
+      - id: s
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.r[taskrun.value].value }}!"
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.s['a'].value }} {{ outputs.s.b.value }}"
+"#));
+    s.start();
+    assert_eq!(s.pending.len(), 1, "concurrencyLimit defaults to 1");
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.order(), ["each", "r", "s", "r", "s", "r", "s", "last"]);
+    assert_eq!(s.output("r", Some("a"))["value"], "a-0-");
+    assert_eq!(s.output("s", Some("b"))["value"], "b-1-!");
+    assert_eq!(s.output("r", Some("{\"k\":1}"))["value"], "{\"k\":1}-2-");
+    assert_eq!(s.output("last", None)["value"], "a-0-! b-1-!");
+    let tree = s.ex.outputs_tree(&mut s.exec);
+    assert_eq!(tree["s"]["a"]["value"], "a-0-!");
+}
+
+#[test]
+fn foreach_unlimited_and_limited_concurrency() {
+    for (limit, first_wave) in [(0, 4), (2, 2)] {
+        let mut s = Sim::new(&src(&format!(
+            r#"
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "[1, 2, 3, 4]"
+    concurrencyLimit: {limit}
+    tasks:
+      - id: r
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{{{ taskrun.value }}}}"
+"#
+        )));
+        s.start();
+        assert_eq!(s.pending.len(), first_wave, "limit {limit}");
+        assert_eq!(s.run(), State::Success);
+        assert_eq!(s.count(), 5);
+    }
+}
+
+#[test]
+fn foreach_values_from_an_expression_and_empty_and_null() {
+    let mut s = Sim::new(&src(r#"
+inputs:
+  - id: items
+    type: JSON
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{ inputs.items }}"
+    tasks:
+      - {id: r, type: io.kestra.plugin.core.debug.Return, format: "{{ taskrun.value }}"}
+"#))
+    .inputs(json!({"items": ["x", "y"]}));
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.count(), 3);
+
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: []
+    tasks:
+      - {id: r, type: io.kestra.plugin.core.debug.Return, format: x}
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: x}
+"#));
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.count(), 2);
+
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.EachSequential
+    value: [1, null, {"key": "my-key"}]
+    tasks:
+      - {id: r, type: io.kestra.plugin.core.debug.Return, format: x}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.count(), 1);
+    assert!(s.logs.iter().any(|(_, m)| {
+        m.contains("Found '1' null values on Each, with values=[1, null, {key=my-key}]")
+    }));
+}
+
+#[test]
+fn each_parallel_runs_all_values_at_once_and_nested_loops_nest_outputs() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: outer
+    type: io.kestra.plugin.core.flow.EachParallel
+    value: ["v1", "v2"]
+    tasks:
+      - id: inner
+        type: io.kestra.plugin.core.flow.EachSequential
+        value: ["w1", "w2"]
+        tasks:
+          - id: r
+            type: io.kestra.plugin.core.debug.Return
+            format: "{{ parent.taskrun.value }}-{{ taskrun.value }}"
+"#));
+    s.start();
+    assert_eq!(
+        s.pending.len(),
+        2,
+        "one inner loop per outer value, each one at a time"
+    );
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.count(), 1 + 2 + 4);
+    let tree = s.ex.outputs_tree(&mut s.exec);
+    assert_eq!(tree["r"]["v2"]["w1"]["value"], "v2-w1");
+}
+
+#[test]
+fn if_then_else_and_without_else() {
+    for (param, ran, count) in [(true, "yes", 2), (false, "no", 2)] {
+        let mut s = Sim::new(&src(r#"
+inputs:
+  - {id: p, type: BOOLEAN}
+tasks:
+  - id: if
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ inputs.p }}"
+    then:
+      - {id: "yes", type: io.kestra.plugin.core.log.Log, message: y}
+    else:
+      - {id: "no", type: io.kestra.plugin.core.log.Log, message: n}
+"#))
+        .inputs(json!({ "p": param }));
+        assert_eq!(s.run(), State::Success);
+        assert_eq!(s.count(), count);
+        assert_eq!(s.runs_of(ran), 1);
+    }
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: if
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ 1 > 2 }}"
+    then:
+      - {id: "yes", type: io.kestra.plugin.core.log.Log, message: y}
+"#));
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.count(), 1);
+}
+
+#[test]
+fn if_condition_that_cannot_render_fails_the_if() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: if
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ nope.nope }}"
+    then:
+      - {id: "yes", type: io.kestra.plugin.core.log.Log, message: y}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.state_of("if"), State::Failed);
+}
+
+#[test]
+fn switch_cases_and_defaults() {
+    for (v, ran) in [("A", "a"), ("Z", "d")] {
+        let mut s = Sim::new(&src(r#"
+inputs:
+  - {id: v, type: STRING}
+tasks:
+  - id: sw
+    type: io.kestra.plugin.core.flow.Switch
+    value: "{{ inputs.v }}"
+    cases:
+      A:
+        - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+      B:
+        - {id: b, type: io.kestra.plugin.core.log.Log, message: b}
+    defaults:
+      - {id: d, type: io.kestra.plugin.core.log.Log, message: d}
+"#))
+        .inputs(json!({ "v": v }));
+        assert_eq!(s.run(), State::Success);
+        assert_eq!(s.count(), 2);
+        assert_eq!(s.runs_of(ran), 1);
+        assert_eq!(s.output("sw", None)["value"], v);
+    }
+}
+
+#[test]
+fn allow_failure_flowable_and_task_property() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: af
+    type: io.kestra.plugin.core.flow.AllowFailure
+    tasks:
+      - {id: ko, type: io.kestra.plugin.core.execution.Fail}
+  - id: t
+    type: io.kestra.plugin.core.execution.Fail
+    allowFailure: true
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: x}
+"#));
+    assert_eq!(s.run(), State::Warning);
+    assert_eq!(s.state_of("af"), State::Warning);
+    assert_eq!(s.state_of("ko"), State::Failed);
+    assert_eq!(s.state_of("t"), State::Warning);
+    assert_eq!(
+        s.exec
+            .find_task_run("t")
+            .unwrap()
+            .attempts
+            .as_ref()
+            .unwrap()[0]
+            .state
+            .current,
+        State::Failed
+    );
+    assert_eq!(s.state_of("after"), State::Success);
+
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.execution.Fail
+    allowFailure: true
+    allowWarning: true
+"#));
+    assert_eq!(s.run(), State::Success);
+}
+
+#[test]
+fn run_if_skips_and_a_bad_run_if_fails_and_disabled_makes_no_task_run() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: a, runIf: "{{ 1 == 1 }}"}
+  - {id: b, type: io.kestra.plugin.core.log.Log, message: b, runIf: "false"}
+  - {id: c, type: io.kestra.plugin.core.log.Log, message: c, disabled: true}
+  - {id: d, type: io.kestra.plugin.core.log.Log, message: d, runIf: "{{ outputs.nope.value }}"}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.order(), ["a", "b", "d"]);
+    assert_eq!(s.state_of("b"), State::Skipped);
+    assert_eq!(s.state_of("d"), State::Failed);
+}
+
+#[test]
+fn retry_constant_until_max_attempt_then_success_with_warning_on_retry() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: x
+    retry: {type: constant, interval: PT1S, maxAttempt: 4, warningOnRetry: true}
+"#));
+    s.start();
+    for i in 1..=3 {
+        let t = s.pending.pop_front().unwrap();
+        assert_eq!(t.attempt, i);
+        assert_eq!(t.context["taskrun"]["attemptsCount"], i - 1);
+        s.answer(&t, State::Failed, Default::default());
+        assert_eq!(s.state_of("t"), State::Retrying);
+        assert!(s.pending.is_empty());
+        assert!(s.fire_timer());
+    }
+    let t = s.pending.pop_front().unwrap();
+    assert_eq!(t.attempt, 4);
+    s.answer(&t, State::Success, Default::default());
+    assert_eq!(s.exec.state.current, State::Warning);
+    assert_eq!(
+        s.exec
+            .find_task_run("t")
+            .unwrap()
+            .attempts
+            .as_ref()
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+#[test]
+fn retry_gives_up_on_max_attempt_and_max_duration_and_stale_results_are_ignored() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.execution.Fail
+    retry: {type: constant, interval: PT0.25S, maxAttempt: 5}
+errors:
+  - {id: e, type: io.kestra.plugin.core.log.Log, message: e}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.exec.find_task_run("t").unwrap().attempt_count(), 5);
+    assert_eq!(s.count(), 2);
+
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.log.Log
+    message: x
+    retry: {type: constant, interval: PT2S, maxDuration: PT6S}
+"#));
+    s.start();
+    let mut first = None;
+    while let Some(t) = s.pending.pop_front() {
+        first.get_or_insert(t.clone());
+        s.answer(&t, State::Failed, Default::default());
+        s.fire_timer();
+    }
+    assert_eq!(s.exec.state.current, State::Failed);
+    assert_eq!(s.exec.find_task_run("t").unwrap().attempt_count(), 3);
+    // a late duplicate result changes nothing
+    let before = s.json();
+    let f = first.unwrap();
+    s.answer(&f, State::Success, Default::default());
+    assert_eq!(s.json(), before);
+}
+
+#[test]
+fn flow_level_retry_applies_to_tasks_without_their_own() {
+    let mut s = Sim::new(&src(r#"
+retry: {type: constant, interval: PT1S, maxAttempt: 3, behavior: RETRY_FAILED_TASK}
+tasks:
+  - {id: t, type: io.kestra.plugin.core.execution.Fail}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.exec.find_task_run("t").unwrap().attempt_count(), 3);
+}
+
+#[test]
+fn create_new_execution_retries_end_retried() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.execution.Fail
+    retry: {type: constant, interval: PT1S, maxAttempt: 3, behavior: CREATE_NEW_EXECUTION}
+"#));
+    assert_eq!(s.run(), State::Retried);
+    assert_eq!(s.retries, [2]);
+    assert_eq!(s.exec.find_task_run("t").unwrap().attempt_count(), 1);
+}
+
+#[test]
+fn task_timeout_fails_the_attempt_and_cancels_it() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: t, type: io.kestra.plugin.core.flow.Sleep, duration: PT1M, timeout: PT2S}
+"#));
+    s.start();
+    let t = s.pending.pop_front().unwrap();
+    assert_eq!(t.timeout.map(|d| d.to_string()).as_deref(), Some("PT2S"));
+    assert!(s.fire_timer());
+    assert_eq!(s.exec.state.current, State::Failed);
+    assert_eq!(s.cancelled, [(t.task_run_id.clone(), 1)]);
+    assert!(s.logs.iter().any(|(_, m)| m == "timeout after PT2S"));
+    // the worker's late answer is ignored
+    s.answer(&t, State::Success, Default::default());
+    assert_eq!(s.exec.state.current, State::Failed);
+}
+
+#[test]
+fn plugin_defaults_fill_and_force() {
+    let mut s = Sim::new(&src(r#"
+pluginDefaults:
+  - type: io.kestra.plugin.core.log
+    values: {message: default, level: WARN}
+  - type: io.kestra.plugin.core.log.Log
+    forced: true
+    values: {level: ERROR}
+tasks:
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: mine, level: INFO}
+  - {id: b, type: io.kestra.core.tasks.log.Log}
+"#));
+    s.start();
+    let a = s.pending.pop_front().unwrap();
+    assert_eq!(a.properties["message"], "mine");
+    assert_eq!(a.properties["level"], "ERROR");
+    s.answer(&a, State::Success, Default::default());
+    let b = s.pending.pop_front().unwrap();
+    assert_eq!(b.properties["message"], "default");
+    assert_eq!(b.task_type, "io.kestra.plugin.core.log.Log");
+}
+
+#[test]
+fn dag_follows_depends_on() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task: {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+      - task: {id: b, type: io.kestra.plugin.core.log.Log, message: b}
+        dependsOn: [a]
+      - task: {id: c, type: io.kestra.plugin.core.log.Log, message: c}
+        dependsOn: [a]
+      - task: {id: d, type: io.kestra.plugin.core.log.Log, message: d}
+        dependsOn: [b, c]
+"#));
+    s.start();
+    assert_eq!(
+        s.pending
+            .iter()
+            .map(|t| t.task_id.as_str())
+            .collect::<Vec<_>>(),
+        ["a"]
+    );
+    let a = s.pending.pop_front().unwrap();
+    s.answer(&a, State::Success, Default::default());
+    assert_eq!(s.pending.len(), 2);
+    let b = s.pending.pop_front().unwrap();
+    s.answer(&b, State::Success, Default::default());
+    assert_eq!(s.pending.len(), 1, "d waits for c");
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.order(), ["dag", "a", "b", "c", "d"]);
+}
+
+#[test]
+fn outputvalues_labels_and_flow_outputs() {
+    let mut s = Sim::new(&src(r#"
+labels: {team: data}
+outputs:
+  - {id: o, type: STRING, value: "{{ outputs.ov.values }}"}
+  - {id: n, type: INT, value: "{{ 40 + 2 }}"}
+tasks:
+  - id: ov
+    type: io.kestra.plugin.core.output.OutputValues
+    values: {a: "{{ labels.team }}", b: x}
+  - id: lb
+    type: io.kestra.plugin.core.execution.Labels
+    labels: {team: ops, run: "{{ taskrun.id }}"}
+"#));
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.output("ov", None)["values"]["a"], "data");
+    assert_eq!(s.exec.label("team"), Some("ops"));
+    assert_eq!(
+        s.exec.label("run"),
+        Some(s.exec.find_task_run("lb").unwrap().id.as_str())
+    );
+    assert_eq!(
+        s.exec.label("system.correlationId"),
+        Some(s.exec.id.as_str())
+    );
+    let out = s.exec.outputs.clone().unwrap();
+    assert_eq!(out["o"], "{\"a\":\"data\",\"b\":\"x\"}");
+    assert_eq!(out["n"], 42);
+    assert_eq!(s.exec.find_task_run("ov").unwrap().attempt_count(), 1);
+}
+
+#[test]
+fn a_flow_output_that_cannot_render_fails_the_execution() {
+    let mut s = Sim::new(&src(r#"
+outputs:
+  - {id: o, type: STRING, value: "{{ invalid.thing }}"}
+tasks:
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert!(s.exec.outputs.is_none());
+}
+
+#[test]
+fn fail_with_condition_and_exit() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: f, type: io.kestra.plugin.core.execution.Fail, condition: "{{ 1 == 2 }}", errorMessage: "boom"}
+  - {id: e, type: io.kestra.plugin.core.execution.Exit, state: WARNING}
+  - {id: never, type: io.kestra.plugin.core.log.Log, message: x}
+finally:
+  - {id: fin, type: io.kestra.plugin.core.log.Log, message: x}
+"#));
+    assert_eq!(s.run(), State::Warning);
+    assert_eq!(s.state_of("f"), State::Success);
+    assert_eq!(s.runs_of("never"), 0);
+}
+
+#[test]
+fn pause_with_delay_resumes_by_itself() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: p, type: io.kestra.plugin.core.flow.Pause, delay: PT1S}
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+"#));
+    s.start();
+    assert_eq!(s.exec.state.current, State::Paused);
+    assert_eq!(s.state_of("p"), State::Paused);
+    assert_eq!(s.run(), State::Success);
+    let p = s.exec.find_task_run("p").unwrap();
+    assert_eq!(p.state.count(State::Running), 2);
+    assert_eq!(p.state.count(State::Paused), 1);
+    assert_eq!(s.now, t0() + chrono::TimeDelta::milliseconds(1010));
+}
+
+#[test]
+fn pause_timeout_fails_and_manual_resume_with_inputs() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: p, type: io.kestra.plugin.core.flow.Pause, timeout: PT1S}
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.count(), 1);
+    let p = s.exec.find_task_run("p").unwrap();
+    assert_eq!(
+        (
+            p.state.count(State::Running),
+            p.state.count(State::Paused),
+            p.state.count(State::Failed)
+        ),
+        (1, 1, 1)
+    );
+
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: p
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - {id: asked, type: STRING}
+  - {id: last, type: io.kestra.plugin.core.debug.Return, format: "{{ outputs.p.onResume.asked }}"}
+"#));
+    s.start();
+    assert_eq!(s.exec.state.current, State::Paused);
+    let mut inputs = serde_json::Map::new();
+    inputs.insert("asked".into(), json!("restarted"));
+    s.apply(vec![Event::Resume { inputs }]);
+    assert_eq!(s.exec.state.current, State::Running);
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.output("last", None)["value"], "restarted");
+}
+
+#[test]
+fn waitfor_loops_until_the_condition_holds() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: wf
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "{{ outputs.ov.values.count == '3' }}"
+    checkFrequency: {interval: PT0.5S}
+    tasks:
+      - id: ov
+        type: io.kestra.plugin.core.output.OutputValues
+        values:
+          count: "{{ outputs.wf.iterationCount + 1 }}"
+"#));
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.runs_of("ov"), 3);
+    assert_eq!(s.output("wf", None)["iterationCount"], 3);
+    let last = s.exec.task_run_list.last().unwrap();
+    assert_eq!(last.iteration, Some(2));
+
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: wf
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "{{ false }}"
+    failOnMaxReached: true
+    checkFrequency: {maxIterations: 4, interval: PT0.1S}
+    tasks:
+      - {id: l, type: io.kestra.plugin.core.log.Log, message: x}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.runs_of("l"), 4);
+}
+
+#[test]
+fn working_directory_children_share_one_directory() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    outputFiles: ["out.txt"]
+    tasks:
+      - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+      - {id: b, type: io.kestra.plugin.core.log.Log, message: b, disabled: true}
+      - {id: c, type: io.kestra.plugin.core.log.Log, message: c}
+"#));
+    s.start();
+    let a = s.pending.pop_front().unwrap();
+    let wd = a.working_directory.clone().unwrap();
+    assert!(wd.first);
+    assert_eq!(wd.properties["outputFiles"], json!(["out.txt"]));
+    s.answer(&a, State::Success, Default::default());
+    let c = s.pending.pop_front().unwrap();
+    let wd2 = c.working_directory.clone().unwrap();
+    assert_eq!(wd2.task_run_id, wd.task_run_id);
+    assert!(!wd2.first);
+    s.answer(&c, State::Success, Default::default());
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.count(), 3);
+}
+
+#[test]
+fn subflow_wait_transmit_failed_and_labels() {
+    let mut s = Sim::new(&src(r#"
+labels: {team: data}
+tasks:
+  - id: sub
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: t
+    flowId: child
+    inputs: {x: "{{ execution.id }}"}
+    labels: {k: v}
+    inheritLabels: true
+"#));
+    s.start();
+    assert_eq!(s.subflows.len(), 1);
+    let sf = s.subflows[0].clone();
+    assert!(sf.wait);
+    assert_eq!(sf.inputs["x"], json!(s.exec.id));
+    assert_eq!(sf.parent_id, s.exec.id);
+    let keys: Vec<&str> = sf.labels.iter().map(|l| l.key.as_str()).collect();
+    assert_eq!(keys, ["team", "k", "system.correlationId"]);
+    assert_eq!(sf.trigger["variables"]["executionId"], json!(s.exec.id));
+    assert_eq!(s.exec.state.current, State::Running);
+    s.apply(vec![Event::SubflowEnded {
+        task_run_id: sf.task_run_id.clone(),
+        execution_id: sf.execution_id.clone(),
+        state: State::Failed,
+        outputs: None,
+    }]);
+    assert_eq!(s.exec.state.current, State::Failed);
+    assert_eq!(s.output("sub", None)["state"], "FAILED");
+
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: sub, type: io.kestra.plugin.core.flow.Subflow, namespace: t, flowId: child, wait: false}
+"#));
+    assert_eq!(s.run(), State::Success);
+}
+
+#[test]
+fn kill_kills_running_task_runs_and_subflows() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: par
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - {id: a, type: io.kestra.plugin.core.flow.Sleep, duration: PT1M}
+      - {id: sub, type: io.kestra.plugin.core.flow.Subflow, namespace: t, flowId: child}
+"#));
+    s.start();
+    let a = s.pending.pop_front().unwrap();
+    s.apply(vec![Event::Kill]);
+    assert_eq!(s.exec.state.current, State::Killed);
+    let hist: Vec<State> = s.exec.state.histories.iter().map(|h| h.state).collect();
+    assert_eq!(
+        hist,
+        [
+            State::Created,
+            State::Running,
+            State::Killing,
+            State::Killed
+        ]
+    );
+    assert!(
+        s.exec
+            .task_run_list
+            .iter()
+            .all(|t| t.state.current == State::Killed)
+    );
+    assert_eq!(s.cancelled.len(), 1);
+    s.answer(&a, State::Success, Default::default());
+    assert_eq!(s.exec.state.current, State::Killed);
+}
+
+#[test]
+fn restart_reruns_failed_task_runs_in_the_same_execution() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - {id: c, type: io.kestra.plugin.core.log.Log, message: "{{ taskrun.attemptsCount == 1 ? 'ok' : ko }}"}
+  - {id: d, type: io.kestra.plugin.core.log.Log, message: d}
+errors:
+  - {id: e, type: io.kestra.plugin.core.log.Log, message: e}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.order(), ["a", "seq", "c", "e"]);
+    let id = s.exec.id.clone();
+    let c_id = s.exec.find_task_run("c").unwrap().id.clone();
+    s.ex.restart(&mut s.exec, s.now).unwrap();
+    assert_eq!(s.exec.state.current, State::Restarted);
+    assert_eq!(s.exec.state.histories.len(), 4);
+    assert_eq!(s.order(), ["a", "seq", "c"], "the errors branch is dropped");
+    assert_eq!(s.state_of("c"), State::Restarted);
+    assert_eq!(s.exec.find_task_run("c").unwrap().state.histories.len(), 4);
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.exec.id, id);
+    let c = s.exec.find_task_run("c").unwrap();
+    assert_eq!(c.id, c_id);
+    assert_eq!(c.attempt_count(), 2);
+    assert_eq!(s.order(), ["a", "seq", "c", "d"]);
+    assert!(
+        s.exec
+            .task_run_list
+            .iter()
+            .all(|t| t.state.current == State::Success)
+    );
+}
+
+#[test]
+fn replay_from_a_task_makes_a_new_execution() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+  - {id: b, type: io.kestra.plugin.core.log.Log, message: b}
+  - {id: c, type: io.kestra.plugin.core.log.Log, message: c}
+"#));
+    assert_eq!(s.run(), State::Success);
+    let b = s.exec.find_task_run("b").unwrap().id.clone();
+    let new = s.ex.replay(&s.exec, &b, 99, s.now).unwrap();
+    assert_ne!(new.id, s.exec.id);
+    assert_eq!(new.parent_id.as_deref(), Some(s.exec.id.as_str()));
+    assert_eq!(new.original_id.as_deref(), Some(s.exec.id.as_str()));
+    assert_eq!(new.state.current, State::Restarted);
+    assert_eq!(new.state.histories.len(), 4);
+    assert_eq!(new.task_run_list.len(), 2);
+    assert_eq!(new.task_run_list[1].state.current, State::Restarted);
+    let ex = Executor2::from(&s);
+    let mut s2 = common::Sim::with(ex, new);
+    assert_eq!(s2.run(), State::Success);
+    assert_eq!(s2.order(), ["a", "b", "c"]);
+    assert_eq!(s2.exec.find_task_run("b").unwrap().attempt_count(), 2);
+}
+
+struct Executor2;
+impl Executor2 {
+    fn from(s: &Sim) -> weft_executor::Executor {
+        weft_executor::Executor::new(s.ex.flow(), &weft_flow::Registry::core(), renderer()).unwrap()
+    }
+}
+
+#[test]
+fn concurrency_admission() {
+    let f = r#"
+concurrency: {limit: 1, behavior: CANCEL}
+tasks:
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+"#;
+    let mut s = Sim::new(&src(f));
+    s.apply(vec![Event::Start { running: 1 }]);
+    assert_eq!(s.exec.state.current, State::Cancelled);
+    let hist: Vec<State> = s.exec.state.histories.iter().map(|h| h.state).collect();
+    assert_eq!(hist, [State::Created, State::Cancelled]);
+
+    let mut s = Sim::new(&src(&f.replace("CANCEL", "QUEUE")));
+    s.apply(vec![Event::Start { running: 1 }]);
+    assert_eq!(s.exec.state.current, State::Queued);
+    s.apply(vec![Event::Start { running: 0 }]);
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(
+        weft_executor::admission(s.ex.flow(), 0),
+        weft_executor::Admission::Run
+    );
+}
+
+#[test]
+fn variables_are_passed_raw_and_rendered_with_render() {
+    let mut s = Sim::new(&src(r#"
+variables:
+  a: "1"
+  b: "{{ vars.a }} > 2"
+tasks:
+  - {id: r, type: io.kestra.plugin.core.debug.Return, format: "{{ render(vars.b) }}"}
+"#));
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.output("r", None)["value"], "1 > 2");
+}
+
+#[test]
+fn execution_json_has_kestras_shape_and_reloads() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: [1, 2]
+    tasks:
+      - {id: r, type: io.kestra.plugin.core.debug.Return, format: "{{ taskrun.value }}"}
+  - {id: last, type: io.kestra.plugin.core.debug.Return, format: "{{ outputs.r['2'].value }}"}
+"#));
+    s.start();
+    // reload from JSON between every step: indexes are rebuilt and nothing changes
+    let mut w = plugin_worker();
+    while let Some(t) = s.pending.pop_front() {
+        let text = serde_json::to_string(&s.exec).unwrap();
+        s.exec = serde_json::from_str(&text).unwrap();
+        let (st, o) = w(&t);
+        s.answer(&t, st, o);
+    }
+    assert_eq!(s.exec.state.current, State::Success);
+    assert_eq!(s.output("last", None)["value"], "2");
+    let j: Json = s.json();
+    for key in [
+        "id",
+        "namespace",
+        "flowId",
+        "flowRevision",
+        "inputs",
+        "labels",
+        "state",
+        "taskRunList",
+        "originalId",
+    ] {
+        assert!(j.get(key).is_some(), "missing {key}");
+    }
+    let tr = &j["taskRunList"][1];
+    for key in [
+        "id",
+        "executionId",
+        "namespace",
+        "flowId",
+        "taskId",
+        "parentTaskRunId",
+        "value",
+        "attempts",
+        "outputs",
+        "state",
+    ] {
+        assert!(tr.get(key).is_some(), "task run misses {key}");
+    }
+    assert!(j["state"]["duration"].as_str().unwrap().starts_with("PT"));
+    assert_eq!(tr["attempts"][0]["state"]["current"], "SUCCESS");
+}
