@@ -442,6 +442,10 @@ fn string_filters() {
     );
     assert_eq!(r("{{ \"it's\" | escapeChar('shell') }}"), "it'\\''s");
     assert!(r_err("{{ 'x' | escapeChar('weird') }}").contains("unknown type"));
+    assert_eq!(
+        r("{{ [\"a'b\", {'k': \"c'd\"}] | escapeChar('SINGLE') }}"),
+        r#"["a\\'b",{"k":"c\\'d"}]"#
+    );
     assert_eq!(r("{{ 'a b&c/d' | urlencode }}"), "a+b%26c%2Fd");
     assert_eq!(r("{{ 'a+b%26c%2Fd' | urldecode }}"), "a b&c/d");
     assert_eq!(r("{{ 'hello' | base64encode }}"), "aGVsbG8=");

@@ -126,17 +126,19 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     });
     env.add_filter(
         "escapeChar",
-        |v: Value, a: Rest<Value>, k: Kwargs| -> Result<String, Error> {
+        |v: Value, a: Rest<Value>, k: Kwargs| -> Result<Value, Error> {
             let kind = one_arg("escapeChar", &["type"], &a, &k)?;
-            let s = text(&v);
-            match kind.to_ascii_lowercase().as_str() {
-                "single" => Ok(s.replace('\\', "\\\\").replace('\'', "\\'")),
-                "double" => Ok(s.replace('\\', "\\\\").replace('"', "\\\"")),
-                "shell" => Ok(s.replace('\'', "'\\''")),
-                other => Err(err(format!(
-                    "escapeChar: unknown type `{other}` (use single, double or shell)"
-                ))),
-            }
+            let (from, to) = match kind.to_ascii_lowercase().as_str() {
+                "single" => ("'", "\\'"),
+                "double" => ("\"", "\\\""),
+                "shell" => ("'", "'\\''"),
+                other => {
+                    return Err(err(format!(
+                        "escapeChar: unknown type `{other}` (use single, double or shell)"
+                    )));
+                }
+            };
+            Ok(escape_deep(&v, from, to))
         },
     );
     env.add_filter("string", |v: Value| text(&v));
@@ -170,6 +172,27 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     env.add_filter("md5", |v: Value| {
         hex::encode(md5::Md5::digest(text(&v).as_bytes()))
     });
+}
+
+/// Kestra's `escapeChar`: every string, also inside maps and lists.
+fn escape_deep(v: &Value, from: &str, to: &str) -> Value {
+    use minijinja::value::ValueKind;
+    match v.kind() {
+        ValueKind::None | ValueKind::Undefined => Value::from(()),
+        ValueKind::Seq => Value::from(
+            v.try_iter()
+                .map(|it| it.map(|x| escape_deep(&x, from, to)).collect::<Vec<_>>())
+                .unwrap_or_default(),
+        ),
+        ValueKind::Map => {
+            let keys: Vec<Value> = v.try_iter().map(|it| it.collect()).unwrap_or_default();
+            Value::from_pairs(keys.into_iter().map(|k| {
+                let x = v.get_item(&k).unwrap_or_default();
+                (k, escape_deep(&x, from, to))
+            }))
+        }
+        _ => Value::from(text(v).replace(from, to)),
+    }
 }
 
 fn capitalize(s: &str) -> String {
