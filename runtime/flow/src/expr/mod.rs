@@ -114,6 +114,37 @@ fn map_err(e: &minijinja::Error) -> ExprError {
     ExprError::eval(msg)
 }
 
+/// The template variables a set of texts can reach: only the top-level variables whose name
+/// appears in one of the texts are converted (a 10,000-task-run `outputs` is not converted
+/// for `{{ flow.id }}`), unless a text may reach every variable (`render()`, `fetchContext()`).
+fn context_for(vars: &serde_json::Value, texts: &[&str]) -> minijinja::Value {
+    let everything = texts.iter().any(|t| {
+        ["render", "fetchContext", "printContext"]
+            .iter()
+            .any(|f| t.contains(f))
+    });
+    match vars {
+        serde_json::Value::Object(map) if !everything => minijinja::Value::from_pairs(
+            map.iter()
+                .filter(|(k, _)| texts.iter().any(|t| t.contains(k.as_str())))
+                .map(|(k, v)| (minijinja::Value::from(k.as_str()), value::from_json(v))),
+        ),
+        other => value::from_json(other),
+    }
+}
+
+fn strings<'v>(v: &'v serde_json::Value, out: &mut Vec<&'v str>) {
+    match v {
+        serde_json::Value::String(s) => out.push(s),
+        serde_json::Value::Array(a) => a.iter().for_each(|x| strings(x, out)),
+        serde_json::Value::Object(m) => m.iter().for_each(|(k, x)| {
+            out.push(k);
+            strings(x, out);
+        }),
+        _ => {}
+    }
+}
+
 fn needs_host(s: &str) -> bool {
     names::HOST_FUNCTIONS.iter().any(|f| s.contains(f))
 }
@@ -226,7 +257,7 @@ impl Renderer {
         if !needs_render(template) {
             return Ok(template.to_string());
         }
-        let vars = value::from_json(ctx.vars);
+        let vars = context_for(ctx.vars, &[template]);
         let v2 = vars.clone();
         self.scoped(ctx, vars, needs_host(template), move || {
             self.render_in_scope(template, &v2)
@@ -242,7 +273,9 @@ impl Renderer {
         if !any_string(value, &needs_render) {
             return Ok(value.clone());
         }
-        let vars = value::from_json(ctx.vars);
+        let mut texts = Vec::new();
+        strings(value, &mut texts);
+        let vars = context_for(ctx.vars, &texts);
         let v2 = vars.clone();
         self.scoped(ctx, vars, any_string(value, &needs_host), move || {
             self.walk(value, &v2)
@@ -282,7 +315,7 @@ impl Renderer {
     ) -> Result<serde_json::Value, ExprError> {
         let expr = parser::parse_expression_at(expression, 0, expression.len())?;
         let src = emit::expression(&expr, expression);
-        let vars = value::from_json(ctx.vars);
+        let vars = context_for(ctx.vars, &[expression]);
         let v2 = vars.clone();
         self.scoped(ctx, vars, needs_host(expression), move || {
             let env = self

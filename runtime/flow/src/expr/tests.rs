@@ -731,3 +731,18 @@ fn check_is_fast_on_many_strings() {
         assert!(check(s).is_ok());
     }
 }
+
+#[test]
+fn only_referenced_variables_are_needed() {
+    // a variable that is never named stays out of the context, and render() still sees all
+    let v = json!({"a": 1, "big": {"x": 2}, "tpl": "{{ big.x }}"});
+    let rd = Renderer::new();
+    assert_eq!(rd.render("{{ a }}", &ctx(&v)).unwrap(), "1");
+    assert_eq!(rd.render("{{ render(tpl) }}", &ctx(&v)).unwrap(), "2");
+    assert_eq!(
+        rd.render_value(&json!(["{{ a }}", {"{{ big.x }}": 1}]), &ctx(&v))
+            .unwrap(),
+        json!(["1", {"2": 1}])
+    );
+    assert_eq!(rd.eval("big.x + a", &ctx(&v)).unwrap(), json!(3));
+}
