@@ -241,15 +241,18 @@ impl Renderer {
             if env.templates().count() >= MAX_CACHED_TEMPLATES {
                 env.clear_templates();
             }
-            env.add_template_owned(template.to_string(), src)
+            env.add_template_owned(template.to_string(), src.clone())
                 .map_err(|e| map_err(&e))?;
         }
         let env = self
             .env
             .read()
             .map_err(|_| ExprError::eval("renderer lock poisoned"))?;
-        let t = env.get_template(template).map_err(|e| map_err(&e))?;
-        t.render(vars).map_err(|e| map_err(&e))
+        match env.get_template(template) {
+            Ok(t) => t.render(vars).map_err(|e| map_err(&e)),
+            // another thread emptied the cache in between
+            Err(_) => env.render_str(&src, vars).map_err(|e| map_err(&e)),
+        }
     }
 
     /// Renders a template to a string. Strings without tags come back unchanged.
