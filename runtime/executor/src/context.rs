@@ -67,6 +67,10 @@ pub(crate) fn base(
     v
 }
 
+/// Loops with more values than this show a task only the outputs of its own iteration of the
+/// tasks it shares the loop with (`outputs.sibling[taskrun.value]` still works).
+const NARROW_ABOVE: usize = 256;
+
 /// The outputs a node's expressions read, narrowed to the current loop iteration for tasks in
 /// the same loops.
 fn outputs_for(
@@ -101,7 +105,11 @@ fn outputs_for(
                     })
                     .unwrap_or(0)
                     .min(path.len());
-                out.insert(id.clone(), narrow(tree, &path[..shared]));
+                // Kestra gives the whole map; past NARROW_ABOVE values, only the current
+                // iteration's branch, so a loop stays linear in its number of values.
+                let big = tree.as_object().is_some_and(|m| m.len() > NARROW_ABOVE);
+                let keep = if big { shared } else { 0 };
+                out.insert(id.clone(), narrow(tree, &path[..keep]));
             }
             out
         }

@@ -51,6 +51,15 @@ impl Step<'_> {
             .and_then(|t| self.render_str(pos, t).ok())
             .and_then(|t| weft_flow::duration::parse(&t).ok());
         let run_id = self.run(pos).map(|r| r.id.clone()).unwrap_or_default();
+        let working_directory = self.working_directory(pos);
+        let mut context = self.context(pos);
+        if working_directory.is_some()
+            && let Json::Object(m) = &mut context
+            && let Some(tr) = m.get("taskrun").cloned()
+        {
+            // Kestra's name for the task run of a task inside a WorkingDirectory
+            m.insert("workerTaskrun".into(), tr);
+        }
         let effect = RunTask {
             execution_id: self.exec.id.clone(),
             task_run_id: run_id.clone(),
@@ -58,10 +67,10 @@ impl Step<'_> {
             task_id: task.id.clone(),
             task_type: n.type_name.clone(),
             properties: plugin_properties(task),
-            context: self.context(pos),
+            context,
             seed: self.seed(pos),
             timeout,
-            working_directory: self.working_directory(pos),
+            working_directory,
             log_level: task.log_level.clone(),
         };
         self.effects.push(Effect::RunTask(Box::new(effect)));
