@@ -120,6 +120,8 @@ pub(crate) enum BlockKind {
     Defaults,
     Errors,
     Finally,
+    /// The tasks of the flow's legacy `listeners[i]`.
+    Listener(usize),
 }
 
 /// A list of child tasks.
@@ -217,6 +219,15 @@ impl Plan {
         ];
         for (kind, tasks) in lists {
             b.add_block(&mut plan, ROOT, kind, tasks.clone(), &[])?;
+        }
+        for (i, l) in flow.listeners.iter().enumerate() {
+            b.add_block(
+                &mut plan,
+                ROOT,
+                BlockKind::Listener(i),
+                l.tasks.clone(),
+                &[],
+            )?;
         }
         Ok(plan)
     }

@@ -962,3 +962,24 @@ tasks:
     assert!(j["state"]["duration"].as_str().unwrap().starts_with("PT"));
     assert_eq!(tr["attempts"][0]["state"]["current"], "SUCCESS");
 }
+
+#[test]
+fn legacy_listeners_run_at_the_end_without_changing_the_state() {
+    let mut s = Sim::new(&src(r#"
+listeners:
+  - tasks:
+      - {id: ko, type: io.kestra.plugin.core.execution.Fail}
+  - conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionStatusCondition
+        in: [FAILED]
+    tasks:
+      - {id: never, type: io.kestra.plugin.core.log.Log, message: x}
+  - tasks:
+      - {id: l2, type: io.kestra.plugin.core.log.Log, message: x}
+tasks:
+  - {id: first, type: io.kestra.plugin.core.log.Log, message: x}
+"#));
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.order(), ["first", "ko", "l2"]);
+    assert_eq!(s.state_of("ko"), State::Failed);
+}

@@ -192,23 +192,20 @@ fn par(
     }
 }
 
-/// Evaluates the tail lane: the `errors` block when the body failed, then `finally`. Only the
-/// `finally` children count in `worst` (errors handlers never rescue the parent).
+/// Evaluates the tail lane: the `errors` block when the body failed, then `finally`, then (for
+/// the flow) each legacy listener whose conditions hold. Blocks run one after the other, a
+/// failure ends its block; only the `finally` children count in `worst` (errors handlers never
+/// rescue the parent, listeners never change the execution's state).
 pub(crate) fn eval_tail(
     plan: &Plan,
     exec: &Execution,
     ix: &Index,
     p: u32,
     pnode: u32,
-    failed: bool,
+    body: State,
 ) -> LaneEval {
     let node = plan.node(pnode);
-    let errors = node.block_of(&BlockKind::Errors);
     let finally = node.block_of(&BlockKind::Finally);
-    let block_nodes = |b: Option<u16>| -> &[u32] {
-        b.and_then(|b| node.blocks.get(b as usize))
-            .map_or(&[], |b| b.nodes.as_slice())
-    };
     let kids = kids(ix, p, TAIL);
     let mut worst = State::Success;
     for &k in kids {
@@ -224,35 +221,52 @@ pub(crate) fn eval_tail(
             worst = worst.worst(s);
         }
     }
-    let last = kids
-        .last()
-        .and_then(|&k| ix.meta.get(k as usize))
-        .map(|m| (plan.node(m.node), run_state(exec, kids[kids.len() - 1])));
-    let next = match last {
-        None => {
-            let e = if failed {
-                first_enabled(plan, block_nodes(errors), 0)
-            } else {
-                None
-            };
-            e.or_else(|| first_enabled(plan, block_nodes(finally), 0))
+    // the blocks of the tail, in order
+    let mut segments: Vec<u16> = Vec::new();
+    if body.is_failed()
+        && let Some(e) = node.block_of(&BlockKind::Errors)
+    {
+        segments.push(e);
+    }
+    segments.extend(finally);
+    let end_state = body.worst(worst);
+    for (i, b) in node.blocks.iter().enumerate() {
+        if let BlockKind::Listener(l) = b.kind
+            && plan
+                .flow
+                .listeners
+                .get(l)
+                .is_some_and(|l| listener_applies(&l.conditions, end_state))
+        {
+            segments.extend(u16::try_from(i).ok());
         }
-        Some((n, s)) if Some(n.block) == errors => {
-            let e = if s.is_failed() {
-                None
-            } else {
-                first_enabled(plan, block_nodes(errors), n.pos as usize + 1)
-            };
-            e.or_else(|| first_enabled(plan, block_nodes(finally), 0))
-        }
-        Some((n, s)) => {
-            if s.is_failed() {
-                None
-            } else {
-                first_enabled(plan, block_nodes(finally), n.pos as usize + 1)
-            }
-        }
+    }
+    let nodes = |b: u16| {
+        node.blocks
+            .get(b as usize)
+            .map_or(&[][..], |b| b.nodes.as_slice())
     };
+    let last = kids.last().copied().and_then(|k| {
+        ix.meta
+            .get(k as usize)
+            .map(|m| (plan.node(m.node), run_state(exec, k)))
+    });
+    let (seg, from) = match last {
+        None => (0, 0),
+        Some((n, s)) => match segments.iter().position(|&b| b == n.block) {
+            Some(i) if !s.is_failed() => (i, n.pos as usize + 1),
+            Some(i) => (i + 1, 0),
+            None => (segments.len(), 0),
+        },
+    };
+    let mut next = None;
+    for (i, &b) in segments.iter().enumerate().skip(seg) {
+        let start = if i == seg { from } else { 0 };
+        if let Some(n) = first_enabled(plan, nodes(b), start) {
+            next = Some(n);
+            break;
+        }
+    }
     match next {
         Some(n) => LaneEval {
             done: false,
@@ -265,6 +279,25 @@ pub(crate) fn eval_tail(
             start: Vec::new(),
         },
     }
+}
+
+/// Whether a legacy listener's conditions hold for an execution ending in `state`
+/// (ExecutionStatusCondition `in`/`notIn`; other conditions are not checked).
+fn listener_applies(conditions: &[weft_flow::model::Condition], state: State) -> bool {
+    conditions.iter().all(|c| {
+        if !c.type_name.ends_with("ExecutionStatusCondition")
+            && !c.type_name.ends_with("ExecutionStatus")
+        {
+            return true;
+        }
+        let has = |key: &str| {
+            c.properties
+                .get(key)
+                .and_then(|v| v.as_array())
+                .map(|a| a.iter().any(|x| x.as_str() == Some(state.as_str())))
+        };
+        has("in").unwrap_or(true) && !has("notIn").unwrap_or(false)
+    })
 }
 
 /// Recomputes a parent's progress from its lanes (when an execution is loaded).

@@ -324,8 +324,12 @@ impl<'a> Step<'a> {
             return;
         }
         if agg.tail {
-            let failed = agg.failed || agg.worst.is_failed();
-            let ev = lanes::eval_tail(self.plan(), self.exec, &self.ix, p, pnode, failed);
+            let body = if agg.failed && !agg.worst.is_failed() {
+                State::Failed
+            } else {
+                agg.worst
+            };
+            let ev = lanes::eval_tail(self.plan(), self.exec, &self.ix, p, pnode, body);
             let value = self.lane_value(p, TAIL);
             for n in ev.start {
                 self.create(p, n, TAIL, value.clone(), None);
