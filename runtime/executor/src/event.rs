@@ -96,4 +96,6 @@ pub enum TimerKind {
     WaitForNext,
     /// The flow's `timeout`.
     ExecutionTimeout,
+    /// A MAX_DURATION `sla` of the flow (`number` is its position).
+    Sla,
 }

@@ -983,3 +983,37 @@ tasks:
     assert_eq!(s.order(), ["first", "ko", "l2"]);
     assert_eq!(s.state_of("ko"), State::Failed);
 }
+
+#[test]
+fn sla_assertion_and_max_duration() {
+    let f = r#"
+inputs:
+  - {id: s, type: STRING}
+sla:
+  - {id: c, type: EXECUTION_ASSERTION, behavior: CANCEL, assert: "{{ inputs.s != 'CANCEL' }}"}
+  - {id: l, type: EXECUTION_ASSERTION, behavior: NONE, assert: "{{ inputs.s != 'LABEL' }}", labels: {sla: violated}}
+tasks:
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+"#;
+    for (input, state, label) in [
+        ("PASS", State::Success, None),
+        ("CANCEL", State::Cancelled, None),
+        ("LABEL", State::Success, Some("violated")),
+    ] {
+        let mut s = Sim::new(&src(f)).inputs(json!({ "s": input }));
+        assert_eq!(s.run(), state, "{input}");
+        assert_eq!(s.exec.label("sla"), label);
+    }
+    let mut s = Sim::new(&src(r#"
+sla:
+  - {id: m, type: MAX_DURATION, behavior: FAIL, duration: PT1S}
+tasks:
+  - {id: a, type: io.kestra.plugin.core.flow.Sleep, duration: PT1M}
+"#));
+    s.start();
+    let a = s.pending.pop_front().unwrap();
+    assert!(s.fire_timer());
+    assert_eq!(s.exec.state.current, State::Failed);
+    assert_eq!(s.state_of("a"), State::Killed);
+    assert_eq!(s.cancelled, [(a.task_run_id.clone(), 1)]);
+}

@@ -14,6 +14,7 @@ pub(crate) mod lanes;
 mod outputs;
 mod pause;
 mod restart;
+mod sla;
 mod subflow;
 
 use std::collections::VecDeque;
@@ -267,6 +268,7 @@ impl<'a> Step<'a> {
                         },
                     });
                 }
+                self.sla_timers();
                 let agg = Agg {
                     body: self
                         .plan()
@@ -573,6 +575,9 @@ impl<'a> Step<'a> {
     }
 
     fn timer(&mut self, t: Timer) {
+        if t.kind == TimerKind::Sla {
+            return self.sla_due(t.number);
+        }
         if t.kind == TimerKind::ExecutionTimeout {
             if !self.exec.state.current.is_terminal() {
                 self.log(
@@ -597,7 +602,7 @@ impl<'a> Step<'a> {
             TimerKind::PauseDelay => pause::delay_due(self, pos),
             TimerKind::PauseTimeout => pause::timeout_due(self, pos),
             TimerKind::WaitForNext => flowable::waitfor_next(self, pos, t.number),
-            TimerKind::ExecutionTimeout => {}
+            TimerKind::ExecutionTimeout | TimerKind::Sla => {}
         }
     }
 }

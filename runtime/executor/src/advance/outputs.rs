@@ -15,6 +15,9 @@ impl Step<'_> {
         if self.exec.state.current.is_terminal() {
             return;
         }
+        if state != State::Killed && !self.plan().flow.sla.is_empty() {
+            state = self.sla_assertions(state);
+        }
         if matches!(state, State::Success | State::Warning) && !self.plan().flow.outputs.is_empty()
         {
             match self.flow_outputs() {
