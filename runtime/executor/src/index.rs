@@ -117,7 +117,12 @@ impl std::fmt::Debug for IndexSlot {
 pub(crate) fn lane_of(plan: &Plan, parent_node: u32, block: u16, iteration: Option<u32>) -> u32 {
     let p = plan.node(parent_node);
     match p.blocks.get(block as usize).map(|b| &b.kind) {
-        Some(BlockKind::Errors | BlockKind::Finally | BlockKind::Listener(_)) => TAIL,
+        Some(
+            BlockKind::Errors
+            | BlockKind::Finally
+            | BlockKind::Listener(_)
+            | BlockKind::AfterExecution,
+        ) => TAIL,
         _ if p.kind.is_loop() => iteration.unwrap_or(0),
         _ => 0,
     }

@@ -122,6 +122,8 @@ pub(crate) enum BlockKind {
     Finally,
     /// The tasks of the flow's legacy `listeners[i]`.
     Listener(usize),
+    /// The flow's `afterExecution` tasks.
+    AfterExecution,
 }
 
 /// A list of child tasks.
@@ -229,6 +231,8 @@ impl Plan {
                 &[],
             )?;
         }
+        let after = flow.after_execution.clone();
+        b.add_block(&mut plan, ROOT, BlockKind::AfterExecution, after, &[])?;
         Ok(plan)
     }
 

@@ -1017,3 +1017,17 @@ tasks:
     assert_eq!(s.state_of("a"), State::Killed);
     assert_eq!(s.cancelled, [(a.task_run_id.clone(), 1)]);
 }
+
+#[test]
+fn after_execution_tasks_run_last_and_do_not_change_the_state() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: ko, type: io.kestra.plugin.core.execution.Fail}
+finally:
+  - {id: fin, type: io.kestra.plugin.core.log.Log, message: x}
+afterExecution:
+  - {id: after, type: io.kestra.plugin.core.log.Log, message: "{{ execution.id }}"}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    assert_eq!(s.order(), ["ko", "fin", "after"]);
+}

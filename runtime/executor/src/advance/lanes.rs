@@ -193,7 +193,7 @@ fn par(
 }
 
 /// Evaluates the tail lane: the `errors` block when the body failed, then `finally`, then (for
-/// the flow) each legacy listener whose conditions hold. Blocks run one after the other, a
+/// the flow) each legacy listener whose conditions hold and `afterExecution`. Blocks run one after the other, a
 /// failure ends its block; only the `finally` children count in `worst` (errors handlers never
 /// rescue the parent, listeners never change the execution's state).
 pub(crate) fn eval_tail(
@@ -241,6 +241,7 @@ pub(crate) fn eval_tail(
             segments.extend(u16::try_from(i).ok());
         }
     }
+    segments.extend(node.block_of(&BlockKind::AfterExecution));
     let nodes = |b: u16| {
         node.blocks
             .get(b as usize)
