@@ -7,6 +7,25 @@
 //! returns (run task attempts, wake up at a time, start subflows), until
 //! [`Effect::Terminated`]. Everything the executor needs is in the execution document, so any
 //! process may advance it after loading it.
+//!
+//! ```text
+//! let executor = Executor::new(&flow, &registry, renderer)?;   // once per flow revision
+//! let mut exec = executor.create_execution(seed, now).with_inputs(typed_inputs);
+//! let mut events = vec![Event::Start { running: 0 }];
+//! loop {
+//!     for effect in executor.advance(&mut exec, std::mem::take(&mut events), clock.now()) {
+//!         match effect {
+//!             Effect::RunTask(t) => worker.submit(t),            // answers Event::WorkerResult
+//!             Effect::WakeAt { at, timer } => timers.add(at, timer), // answers Event::Timer
+//!             Effect::StartSubflow(s) => start_child(s),         // answers Event::SubflowEnded
+//!             Effect::Terminated { .. } => return,
+//!             _ => {}                                            // cancel, kill, logs, retries
+//!         }
+//!     }
+//!     store(&exec);                 // Kestra's JSON; indexes are rebuilt on the next load
+//!     events = next_events();      // worker results, timers, kill, resume, ...
+//! }
+//! ```
 pub mod inputs;
 
 mod advance;
