@@ -47,4 +47,5 @@ pub use error::ExecutorError;
 pub use event::{Event, Timer, TimerKind, WorkerResult};
 pub use execution::{Execution, ExecutionMetadata};
 pub use state::{History, State, StateInfo};
+pub use plan::{MERGE_TYPE, SPLIT_TYPE};
 pub use taskrun::{Attempt, TaskRun};

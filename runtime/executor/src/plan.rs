@@ -10,6 +10,16 @@ use weft_flow::{Flow, Registry};
 
 use crate::error::ExecutorError;
 
+/// The type of the `<id>_split` task of a ForEachItem: run by the driver, which splits the
+/// `items` file by `batch` and returns `outputs.splits`, the list of batch file URIs.
+pub const SPLIT_TYPE: &str = "io.kestra.plugin.core.flow.ForEachItem$ForEachItemSplit";
+/// The type of the `<id>_items` task of a ForEachItem (run by the executor).
+pub(crate) const ITEMS_TYPE: &str = "io.kestra.plugin.core.flow.ForEachItem$ForEachItemExecutable";
+/// The type of the `<id>_merge` task of a ForEachItem: run by the driver, which merges the
+/// flow outputs of the subflow executions listed in `executionIds` into one file and returns
+/// `outputs.subflowOutputs`, its URI.
+pub const MERGE_TYPE: &str = "io.kestra.plugin.core.flow.ForEachItem$ForEachItemMergeOutputs";
+
 /// The node index of the flow itself (its `tasks`, `errors` and `finally`).
 pub(crate) const ROOT: u32 = 0;
 
@@ -34,6 +44,10 @@ pub(crate) enum Kind {
     Exit,
     OutputValues,
     Labels,
+    /// ForEachItem: runs `<id>_split`, `<id>_items`, `<id>_merge` in order.
+    ForEachItem,
+    /// `<id>_items` of a ForEachItem: one subflow execution per batch.
+    ForEachItemExecutable,
     /// A flowable type weft does not run yet: its task run fails with a clear message.
     Unsupported,
     /// Run by a worker.
@@ -60,9 +74,9 @@ impl Kind {
             "io.kestra.plugin.core.execution.Exit" => Kind::Exit,
             "io.kestra.plugin.core.output.OutputValues" => Kind::OutputValues,
             "io.kestra.plugin.core.execution.Labels" => Kind::Labels,
-            "io.kestra.plugin.core.flow.ForEachItem" | "io.kestra.plugin.core.flow.Template" => {
-                Kind::Unsupported
-            }
+            "io.kestra.plugin.core.flow.ForEachItem" => Kind::ForEachItem,
+            ITEMS_TYPE => Kind::ForEachItemExecutable,
+            "io.kestra.plugin.core.flow.Template" => Kind::Unsupported,
             _ => Kind::Runnable,
         }
     }
@@ -84,6 +98,7 @@ impl Kind {
                 | Kind::Pause
                 | Kind::WaitFor
                 | Kind::WorkingDirectory
+                | Kind::ForEachItem
         )
     }
 
@@ -363,6 +378,9 @@ impl Builder<'_> {
                     items.into_iter().map(|d| (d.task, d.depends_on)).unzip();
                 self.add_block(plan, n, BlockKind::Tasks, tasks, &deps)?;
             }
+            Kind::ForEachItem => {
+                self.add_block(plan, n, BlockKind::Tasks, for_each_item_tasks(&task)?, &[])?;
+            }
             k if k.is_parent() => {
                 self.add_block(plan, n, BlockKind::Tasks, sub("tasks")?, &[])?;
             }
@@ -374,6 +392,39 @@ impl Builder<'_> {
         }
         Ok(n)
     }
+}
+
+/// The three tasks a ForEachItem runs, as Kestra names them.
+fn for_each_item_tasks(task: &Task) -> Result<Vec<Task>, ExecutorError> {
+    let id = &task.id;
+    let mk = |suffix: &str, type_name: &str, props: serde_json::Value| {
+        let mut t = serde_json::json!({"id": format!("{id}_{suffix}"), "type": type_name});
+        if let (Json::Object(m), Json::Object(p)) = (&mut t, props) {
+            m.extend(p);
+        }
+        serde_json::from_value::<Task>(t).map_err(|e| ExecutorError::Plan {
+            task: id.clone(),
+            message: e.to_string(),
+        })
+    };
+    let items = task.prop("items").cloned().unwrap_or(Json::Null);
+    let batch = task
+        .prop("batch")
+        .cloned()
+        .unwrap_or(serde_json::json!({"rows": 1}));
+    Ok(vec![
+        mk(
+            "split",
+            SPLIT_TYPE,
+            serde_json::json!({"items": items, "batch": batch}),
+        )?,
+        mk("items", ITEMS_TYPE, serde_json::json!({}))?,
+        mk(
+            "merge",
+            MERGE_TYPE,
+            serde_json::json!({"executionIds": format!("{{{{ outputs['{id}_items'].executionIds }}}}")}),
+        )?,
+    ])
 }
 
 /// Applies `pluginDefaults` whose type is a prefix of the task's type (as written or canonical):

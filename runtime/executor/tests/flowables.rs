@@ -1031,3 +1031,82 @@ afterExecution:
     assert_eq!(s.run(), State::Failed);
     assert_eq!(s.order(), ["ko", "fin", "after"]);
 }
+
+#[test]
+fn for_each_item_splits_starts_one_subflow_per_batch_and_merges() {
+    let mut s = Sim::new(&src(r#"
+inputs:
+  - {id: file, type: FILE}
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ inputs.file }}"
+    batch: {rows: 4}
+    namespace: t
+    flowId: child
+    inputs:
+      items: "{{ taskrun.items }}"
+  - {id: after, type: io.kestra.plugin.core.debug.Return, format: "{{ outputs.each_items.numberOfBatches }}"}
+"#))
+    .inputs(json!({"file": "kestra:///t/f/executions/x/inputs/file/data.txt"}));
+    s.start();
+    let split = s.pending.pop_front().unwrap();
+    assert_eq!(split.task_id, "each_split");
+    assert_eq!(split.task_type, weft_executor::SPLIT_TYPE);
+    assert_eq!(split.properties["batch"]["rows"], 4);
+    let mut out = serde_json::Map::new();
+    out.insert(
+        "splits".into(),
+        json!(["kestra:///b0", "kestra:///b1", "kestra:///b2"]),
+    );
+    s.answer(&split, State::Success, out);
+    assert_eq!(s.subflows.len(), 3);
+    assert_eq!(s.subflows[1].inputs["items"], "kestra:///b1");
+    let items = s.output("each_items", None);
+    assert_eq!(items["iterations"]["RUNNING"], 3);
+    for sf in s.subflows.clone() {
+        s.apply(vec![Event::SubflowEnded {
+            task_run_id: sf.task_run_id.clone(),
+            execution_id: sf.execution_id.clone(),
+            state: State::Success,
+            outputs: None,
+        }]);
+    }
+    assert_eq!(s.output("each_items", None)["iterations"]["SUCCESS"], 3);
+    let merge = s.pending.pop_front().unwrap();
+    assert_eq!(merge.task_type, weft_executor::MERGE_TYPE);
+    assert_eq!(
+        merge.context["outputs"]["each_items"]["executionIds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    s.answer(&merge, State::Success, Default::default());
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(
+        s.order(),
+        ["each", "each_split", "each_items", "each_merge", "after"]
+    );
+    assert_eq!(s.output("after", None)["value"], "3");
+}
+
+#[test]
+fn subflow_and_items_task_runs_have_one_attempt() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: sub, type: io.kestra.plugin.core.flow.Subflow, namespace: t, flowId: child}
+"#));
+    s.start();
+    let sf = s.subflows[0].clone();
+    s.apply(vec![Event::SubflowEnded {
+        task_run_id: sf.task_run_id,
+        execution_id: sf.execution_id,
+        state: State::Success,
+        outputs: None,
+    }]);
+    let r = s.exec.find_task_run("sub").unwrap();
+    assert_eq!(r.attempt_count(), 1);
+    assert_eq!(r.last_attempt().unwrap().state.current, State::Success);
+    assert_eq!(s.exec.state.current, State::Success);
+}

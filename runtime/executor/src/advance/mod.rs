@@ -462,6 +462,7 @@ impl<'a> Step<'a> {
                 self.fail(pos, format!("task type `{t}` is not supported by weft yet"));
             }
             Kind::Subflow => subflow::begin(self, pos),
+            Kind::ForEachItemExecutable => subflow::begin_items(self, pos),
             Kind::Pause => pause::begin(self, pos),
             _ => flowable::begin(self, pos),
         }
@@ -492,6 +493,7 @@ impl<'a> Step<'a> {
     /// Ends a task run in `state`, after `allowFailure` (FAILED becomes WARNING) and
     /// `allowWarning` (WARNING becomes SUCCESS).
     fn finish_run(&mut self, pos: u32, mut state: State) {
+        let original = state;
         let node = self.meta(pos).node;
         let n = self.plan().node(node);
         if state == State::Failed && n.kind == Kind::AllowFailure {
@@ -507,6 +509,16 @@ impl<'a> Step<'a> {
         }
         if self.state_of(pos).is_terminal() {
             return;
+        }
+        let now = self.now;
+        if let Some(a) = self
+            .run_mut(pos)
+            .and_then(|r| r.attempts.as_mut())
+            .and_then(|a| a.last_mut())
+            .filter(|a| !a.state.current.is_terminal())
+        {
+            // a Subflow's or ForEachItem's attempt ends with the task run
+            a.state.transition(original, now);
         }
         self.set_state(pos, state);
         self.ended(pos);

@@ -77,15 +77,35 @@ impl Step<'_> {
             }
             let attempt = run.attempt_count();
             let running_attempt = kind == Kind::Runnable && run.state.current == State::Running;
-            let subflow = (kind == Kind::Subflow)
-                .then(|| {
-                    run.outputs
-                        .as_ref()
-                        .and_then(|o| o.get("executionId"))
-                        .and_then(Json::as_str)
-                        .map(str::to_string)
-                })
-                .flatten();
+            let subflows: Vec<String> = match kind {
+                Kind::Subflow => run
+                    .outputs
+                    .as_ref()
+                    .and_then(|o| o.get("executionId"))
+                    .and_then(Json::as_str)
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect(),
+                Kind::ForEachItemExecutable => {
+                    let o = run.outputs.as_ref();
+                    let ended: Vec<&str> = o
+                        .and_then(|o| o.get("terminatedIds"))
+                        .and_then(Json::as_array)
+                        .map(|a| a.iter().filter_map(Json::as_str).collect())
+                        .unwrap_or_default();
+                    o.and_then(|o| o.get("executionIds"))
+                        .and_then(Json::as_array)
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Json::as_str)
+                                .filter(|id| !ended.contains(id))
+                                .map(str::to_string)
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                }
+                _ => Vec::new(),
+            };
             let id = run.id.clone();
             run.state.transition(State::Killed, now);
             self.ix.active.remove(&pos);
@@ -95,7 +115,7 @@ impl Step<'_> {
                     attempt: u32::try_from(attempt).unwrap_or(u32::MAX),
                 });
             }
-            if let Some(execution_id) = subflow {
+            for execution_id in subflows {
                 self.effects.push(Effect::KillExecution { execution_id });
             }
         }
