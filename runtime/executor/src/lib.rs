@@ -40,8 +40,8 @@ mod plan;
 pub mod state;
 pub mod taskrun;
 
-pub use advance::{Admission, Executor};
 pub use advance::restart_admission as admission;
+pub use advance::{Admission, Executor};
 pub use effect::{Effect, RunTask, StartSubflow, WorkingDirectory};
 pub use error::ExecutorError;
 pub use event::{Event, Timer, TimerKind, WorkerResult};
