@@ -46,6 +46,6 @@ pub use effect::{Effect, RunTask, StartSubflow, WorkingDirectory};
 pub use error::ExecutorError;
 pub use event::{Event, Timer, TimerKind, WorkerResult};
 pub use execution::{Execution, ExecutionMetadata};
-pub use state::{History, State, StateInfo};
 pub use plan::{MERGE_TYPE, SPLIT_TYPE};
+pub use state::{History, State, StateInfo};
 pub use taskrun::{Attempt, TaskRun};
