@@ -296,7 +296,8 @@ fn run_task<T: Task>(ctx: &Context, mut props: Value) -> Result<Value> {
             map.remove(*k);
         }
     }
-    let task: T = serde_json::from_value(props).map_err(|e| Error::InvalidProperties(e.to_string()))?;
+    let task: T =
+        serde_json::from_value(props).map_err(|e| Error::InvalidProperties(e.to_string()))?;
     let outputs = task.run(ctx)?;
     serde_json::to_value(outputs).map_err(|e| Error::failed(format!("outputs are not JSON: {e}")))
 }

@@ -29,7 +29,8 @@ pub(crate) struct ReturnOutputs {
 impl Task for Return {
     const TYPE: &'static str = "io.kestra.plugin.core.debug.Return";
     const ALIASES: &'static [&'static str] = &["io.kestra.core.tasks.debugs.Return"];
-    const DESCRIPTION: &'static str = "Return a value (for debugging): `format` rendered into output `value`.";
+    const DESCRIPTION: &'static str =
+        "Return a value (for debugging): `format` rendered into output `value`.";
     type Outputs = ReturnOutputs;
 
     fn run(self, ctx: &Context) -> Result<ReturnOutputs> {

@@ -72,7 +72,9 @@ fn form_encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             b' ' => out.push('+'),
             _ => out.push_str(&format!("%{b:02X}")),
         }
@@ -104,7 +106,11 @@ impl Common {
         if let Some(form) = &self.form_data {
             let mut parts = Vec::new();
             for (k, v) in form {
-                parts.push(format!("{}={}", form_encode(k), form_encode(&ctx.render(v)?)));
+                parts.push(format!(
+                    "{}={}",
+                    form_encode(k),
+                    form_encode(&ctx.render(v)?)
+                ));
             }
             req.body = Some(parts.join("&").into_bytes());
             req.headers.push((
@@ -154,7 +160,9 @@ impl Common {
 fn header_map(headers: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
     let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in headers {
-        map.entry(k.to_ascii_lowercase()).or_default().push(v.clone());
+        map.entry(k.to_ascii_lowercase())
+            .or_default()
+            .push(v.clone());
     }
     map
 }

@@ -35,7 +35,9 @@ pub(crate) fn level_of(ctx: &Context, level: &Option<Property<String>>) -> Resul
         Some(p) => {
             let s = ctx.render(p)?;
             Level::parse(&s).ok_or_else(|| {
-                Error::invalid(format!("level: {s} is not one of TRACE, DEBUG, INFO, WARN, ERROR"))
+                Error::invalid(format!(
+                    "level: {s} is not one of TRACE, DEBUG, INFO, WARN, ERROR"
+                ))
             })
         }
     }

@@ -33,7 +33,11 @@ fn ext(ctx: &Context, e: &Option<Property<String>>) -> Result<String> {
         Some(p) => ctx.render(p)?,
         None => ".ion".to_string(),
     };
-    Ok(if e.starts_with('.') || e.is_empty() { e } else { format!(".{e}") })
+    Ok(if e.starts_with('.') || e.is_empty() {
+        e
+    } else {
+        format!(".{e}")
+    })
 }
 
 impl Task for Write {
@@ -90,8 +94,9 @@ impl Task for Concat {
                 .collect::<Result<Vec<_>>>()?,
             Files::Text(t) => {
                 let r = ctx.render_str(&t)?;
-                serde_json::from_str::<Vec<String>>(&r)
-                    .map_err(|e| Error::invalid(format!("files: {r:?} is not a JSON list of URIs: {e}")))?
+                serde_json::from_str::<Vec<String>>(&r).map_err(|e| {
+                    Error::invalid(format!("files: {r:?} is not a JSON list of URIs: {e}"))
+                })?
             }
         };
         let sep = match &self.separator {
@@ -145,10 +150,15 @@ pub(crate) struct SplitOutputs {
 
 fn parse_size(s: &str) -> Result<u64> {
     let t = s.trim().to_ascii_uppercase();
-    let (num, mult) = [("GB", 1u64 << 30), ("MB", 1 << 20), ("KB", 1 << 10), ("B", 1)]
-        .iter()
-        .find_map(|(suf, m)| t.strip_suffix(suf).map(|n| (n.trim().to_string(), *m)))
-        .unwrap_or((t.clone(), 1));
+    let (num, mult) = [
+        ("GB", 1u64 << 30),
+        ("MB", 1 << 20),
+        ("KB", 1 << 10),
+        ("B", 1),
+    ]
+    .iter()
+    .find_map(|(suf, m)| t.strip_suffix(suf).map(|n| (n.trim().to_string(), *m)))
+    .unwrap_or((t.clone(), 1));
     num.parse::<u64>()
         .map(|n| n * mult)
         .map_err(|_| Error::invalid(format!("bytes: {s:?} is not a size such as 10MB")))
@@ -326,7 +336,9 @@ impl Task for LocalFiles {
         for (name, content) in &self.inputs {
             let name = ctx.render_str(name)?;
             if name.starts_with('/') || name.split('/').any(|p| p == "..") {
-                return Err(Error::invalid(format!("inputs: {name:?} leaves the working directory")));
+                return Err(Error::invalid(format!(
+                    "inputs: {name:?} leaves the working directory"
+                )));
             }
             let content = ctx.render(content)?;
             if self.outputs.iter().any(|g| glob::matches(g, &name)) {

@@ -1,0 +1,272 @@
+//! Every tunable of the engine, in one place, each overridable by a `WEFT_` environment variable
+//! (STYLE.md pattern 15). A bad value is reported with a warning and the default is kept.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Whether to use wasmtime's pooling allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// Use it when a probe shows the machine supports it (the default).
+    Auto,
+    /// Always (engine creation fails when unsupported).
+    On,
+    /// Never: allocate on demand.
+    Off,
+}
+
+/// Limits of one task attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest linear memory of the guest, in bytes.
+    pub memory_bytes: u64,
+    /// Fuel budget (roughly one unit per wasm instruction); `None` is unlimited.
+    pub fuel: Option<u64>,
+    /// Largest outputs JSON, in bytes.
+    pub max_output_bytes: usize,
+    /// Largest total size of log messages kept, in bytes; the rest is dropped with a note.
+    pub max_log_bytes: usize,
+    /// Largest number of log lines kept; the rest is dropped with a note.
+    pub max_log_lines: usize,
+    /// Largest stdout and stderr capture each, in bytes.
+    pub max_stdio_bytes: usize,
+    /// Largest HTTP response body, in bytes.
+    pub max_http_body_bytes: u64,
+    /// Largest file read or written through internal storage, in bytes.
+    pub max_file_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 256 << 20,
+            fuel: None,
+            max_output_bytes: 8 << 20,
+            max_log_bytes: 1 << 20,
+            max_log_lines: 10_000,
+            max_stdio_bytes: 256 << 10,
+            max_http_body_bytes: 64 << 20,
+            max_file_bytes: 256 << 20,
+        }
+    }
+}
+
+/// How the engine is set up. [`EngineConfig::from_env`] reads the `WEFT_` variables.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Pooling allocator (`WEFT_POOLING` = `auto` | `on` | `off`).
+    pub pooling: Pooling,
+    /// Concurrent instances the pool holds (`WEFT_POOL_INSTANCES`, default 256).
+    pub pool_instances: u32,
+    /// Where precompiled components are cached (`WEFT_CACHE_DIR`; `off` disables the disk cache).
+    /// Default: `$XDG_CACHE_HOME/weft/plugins` or `~/.cache/weft/plugins`.
+    pub cache_dir: Option<PathBuf>,
+    /// Timeout of an attempt whose task sets none (`WEFT_TASK_TIMEOUT`, ISO-8601, default PT1H).
+    pub default_timeout: Duration,
+    /// Largest timeout a task may ask for (`WEFT_TASK_TIMEOUT_MAX`, default P1D).
+    pub max_timeout: Duration,
+    /// Default limits of an attempt (`WEFT_TASK_MEMORY_MB`, `WEFT_TASK_FUEL`).
+    pub limits: Limits,
+    /// Largest memory limit an attempt may ask for (`WEFT_TASK_MEMORY_MAX_MB`, default 4096).
+    pub max_memory_bytes: u64,
+    /// Epoch tick: the resolution of wall-time limits and of yields to tokio (default 10 ms).
+    pub epoch_tick: Duration,
+    /// Count fuel (`WEFT_FUEL` = `on` | `off`, default on). Off makes `Limits::fuel` ineffective.
+    pub consume_fuel: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            pooling: Pooling::Auto,
+            pool_instances: 256,
+            cache_dir: default_cache_dir(),
+            default_timeout: Duration::from_secs(3600),
+            max_timeout: Duration::from_secs(86_400),
+            limits: Limits::default(),
+            max_memory_bytes: 4 << 30,
+            epoch_tick: Duration::from_millis(10),
+            consume_fuel: true,
+        }
+    }
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("weft").join("plugins"))
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn bad(name: &str, value: &str, expected: &str) {
+    tracing::warn!("{name}={value:?} is not {expected}; using the default");
+}
+
+impl EngineConfig {
+    /// The defaults, overridden by the `WEFT_` environment variables.
+    pub fn from_env() -> Self {
+        let mut c = Self::default();
+        if let Some(v) = env("WEFT_POOLING") {
+            match v.to_ascii_lowercase().as_str() {
+                "auto" => c.pooling = Pooling::Auto,
+                "on" | "1" | "true" => c.pooling = Pooling::On,
+                "off" | "0" | "false" => c.pooling = Pooling::Off,
+                _ => bad("WEFT_POOLING", &v, "auto, on or off"),
+            }
+        }
+        if let Some(v) = env("WEFT_POOL_INSTANCES") {
+            match v.parse() {
+                Ok(n) if n > 0 => c.pool_instances = n,
+                _ => bad("WEFT_POOL_INSTANCES", &v, "a positive number"),
+            }
+        }
+        if let Some(v) = env("WEFT_CACHE_DIR") {
+            c.cache_dir = if v == "off" {
+                None
+            } else {
+                Some(PathBuf::from(v))
+            };
+        }
+        if let Some(v) = env("WEFT_TASK_TIMEOUT") {
+            match parse_iso_duration(&v) {
+                Some(d) => c.default_timeout = d,
+                None => bad("WEFT_TASK_TIMEOUT", &v, "an ISO-8601 duration such as PT1H"),
+            }
+        }
+        if let Some(v) = env("WEFT_TASK_TIMEOUT_MAX") {
+            match parse_iso_duration(&v) {
+                Some(d) => c.max_timeout = d,
+                None => bad(
+                    "WEFT_TASK_TIMEOUT_MAX",
+                    &v,
+                    "an ISO-8601 duration such as P1D",
+                ),
+            }
+        }
+        if let Some(v) = env("WEFT_TASK_MEMORY_MB") {
+            match v.parse::<u64>() {
+                Ok(n) if n > 0 => c.limits.memory_bytes = n << 20,
+                _ => bad("WEFT_TASK_MEMORY_MB", &v, "a positive number of MiB"),
+            }
+        }
+        if let Some(v) = env("WEFT_TASK_MEMORY_MAX_MB") {
+            match v.parse::<u64>() {
+                Ok(n) if n > 0 && n <= 4096 => c.max_memory_bytes = n << 20,
+                _ => bad("WEFT_TASK_MEMORY_MAX_MB", &v, "a number of MiB up to 4096"),
+            }
+        }
+        if let Some(v) = env("WEFT_TASK_FUEL") {
+            match v.parse::<u64>() {
+                Ok(n) => c.limits.fuel = Some(n),
+                _ => bad("WEFT_TASK_FUEL", &v, "a number"),
+            }
+        }
+        if let Some(v) = env("WEFT_FUEL") {
+            match v.to_ascii_lowercase().as_str() {
+                "on" | "1" | "true" => c.consume_fuel = true,
+                "off" | "0" | "false" => c.consume_fuel = false,
+                _ => bad("WEFT_FUEL", &v, "on or off"),
+            }
+        }
+        c
+    }
+}
+
+/// Parse an ISO-8601 duration of weeks, days, hours, minutes and (fractional) seconds (`PT1S`,
+/// `P1DT2H`, `PT0.5S`).
+pub fn parse_iso_duration(s: &str) -> Option<Duration> {
+    let rest = s.trim().strip_prefix(['P', 'p'])?;
+    let (date, time) = match rest.find(['T', 't']) {
+        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+        None => (rest, None),
+    };
+    let mut secs = 0f64;
+    let mut any = false;
+    let mut num = String::new();
+    for c in date.chars() {
+        let unit = match c {
+            '0'..='9' | '.' => {
+                num.push(c);
+                continue;
+            }
+            'W' | 'w' => 604_800.0,
+            'D' | 'd' => 86_400.0,
+            _ => return None,
+        };
+        secs += num.parse::<f64>().ok()? * unit;
+        num.clear();
+        any = true;
+    }
+    if !num.is_empty() {
+        return None;
+    }
+    for c in time.unwrap_or("").chars() {
+        let unit = match c {
+            '0'..='9' | '.' => {
+                num.push(c);
+                continue;
+            }
+            'H' | 'h' => 3600.0,
+            'M' | 'm' => 60.0,
+            'S' | 's' => 1.0,
+            _ => return None,
+        };
+        secs += num.parse::<f64>().ok()? * unit;
+        num.clear();
+        any = true;
+    }
+    if !num.is_empty() || !any || !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::from_secs_f64(secs))
+}
+
+/// Format a duration as ISO-8601 (`PT2S`, `PT0.5S`, `PT1H30M`).
+pub fn format_iso_duration(d: Duration) -> String {
+    let total = d.as_secs();
+    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
+    let mut out = String::from("PT");
+    if h > 0 {
+        out.push_str(&format!("{h}H"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}M"));
+    }
+    let ms = d.subsec_millis();
+    if ms > 0 {
+        let frac = format!("{ms:03}");
+        out.push_str(&format!("{s}.{}S", frac.trim_end_matches('0')));
+    } else if s > 0 || (h == 0 && m == 0) {
+        out.push_str(&format!("{s}S"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_trip() {
+        assert_eq!(parse_iso_duration("PT1S"), Some(Duration::from_secs(1)));
+        assert_eq!(
+            parse_iso_duration("P1DT1M"),
+            Some(Duration::from_secs(86_460))
+        );
+        assert_eq!(
+            parse_iso_duration("PT0.25S"),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(parse_iso_duration("1s"), None);
+        assert_eq!(parse_iso_duration("PT"), None);
+        assert_eq!(format_iso_duration(Duration::from_secs(2)), "PT2S");
+        assert_eq!(format_iso_duration(Duration::from_millis(1500)), "PT1.5S");
+        assert_eq!(format_iso_duration(Duration::from_secs(5400)), "PT1H30M");
+        assert_eq!(format_iso_duration(Duration::ZERO), "PT0S");
+    }
+}
