@@ -8,13 +8,13 @@ pub mod core_types;
 pub mod cron;
 pub mod diagnostic;
 pub mod duration;
+pub mod expr;
 pub mod ids;
 pub mod model;
 pub mod parse;
 pub mod registry;
 pub mod schema;
 pub mod yaml;
-pub mod expr;
 
 pub use diagnostic::{Diagnostic, FieldPath, Severity};
 pub use model::Flow;

@@ -331,28 +331,29 @@ impl MarkedEventReceiver for Builder {
 /// Resolves a scalar by the YAML 1.2 core schema (what Kestra's YAML reader accepts).
 fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value {
     if let Some(tag) = tag
-        && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!") {
-            match tag.suffix.as_str() {
-                "str" => return Value::String(text, Style::Quoted),
-                "int" => {
-                    if let Ok(i) = text.trim().parse() {
-                        return Value::Int(i);
-                    }
+        && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!")
+    {
+        match tag.suffix.as_str() {
+            "str" => return Value::String(text, Style::Quoted),
+            "int" => {
+                if let Ok(i) = text.trim().parse() {
+                    return Value::Int(i);
                 }
-                "float" => {
-                    if let Ok(f) = text.trim().parse() {
-                        return Value::Float(f);
-                    }
-                }
-                "bool" => match text.trim() {
-                    "true" => return Value::Bool(true),
-                    "false" => return Value::Bool(false),
-                    _ => {}
-                },
-                "null" => return Value::Null,
-                _ => {}
             }
+            "float" => {
+                if let Ok(f) = text.trim().parse() {
+                    return Value::Float(f);
+                }
+            }
+            "bool" => match text.trim() {
+                "true" => return Value::Bool(true),
+                "false" => return Value::Bool(false),
+                _ => {}
+            },
+            "null" => return Value::Null,
+            _ => {}
         }
+    }
     match style {
         TScalarStyle::Plain => {}
         TScalarStyle::Literal | TScalarStyle::Folded => return Value::String(text, Style::Block),
@@ -373,9 +374,10 @@ fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&Tag>) -> Value
         return Value::Int(v);
     }
     if looks_like_float(&text)
-        && let Ok(f) = text.parse::<f64>() {
-            return Value::Float(f);
-        }
+        && let Ok(f) = text.parse::<f64>()
+    {
+        return Value::Float(f);
+    }
     Value::String(text, Style::Plain)
 }
 
