@@ -18,6 +18,8 @@ struct Cli {
 enum Command {
     /// Check flow files: parse, validate, and print `file:line:col: error: message`.
     Validate(cmd::validate::Args),
+    /// Show the loaded plugins (`list`) and a task type's schema (`describe TYPE`).
+    Plugins(cmd::plugins::Args),
 }
 
 fn main() -> ExitCode {
@@ -25,6 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::run(args),
+        Command::Plugins(args) => cmd::plugins::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,3 +1,4 @@
 //! One module per subcommand.
 
+pub(crate) mod plugins;
 pub(crate) mod validate;
