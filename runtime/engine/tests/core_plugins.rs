@@ -1,4 +1,9 @@
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 //! The core plugin (embedded in the binary): each task through the engine, under its name and
 //! its legacy alias.
 
@@ -329,4 +334,30 @@ async fn storage_tasks_work_on_the_execution_files() {
     assert_eq!(uris.as_object().unwrap().len(), 1);
     assert_eq!(host.files()[uris["b.txt"].as_str().unwrap()], b"hi world");
     assert_eq!(local.output_files.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_template_runs() {
+    let mut r = registry().await;
+    r.add_file(std::path::Path::new(weft_plugins::TEMPLATE_PATH))
+        .await
+        .unwrap();
+    let t = r.task_type("com.example.Hello").unwrap();
+    assert_eq!(t.plugin, "hello");
+    let host = Arc::new(MemoryHost::new());
+    let out = r
+        .run_attempt(req(
+            &host,
+            "com.example.Hello",
+            json!({ "name": "{{ inputs.name }}", "times": 2 }),
+        ))
+        .await;
+    let outputs = out.result.unwrap();
+    assert_eq!(outputs["greeting"], "Hello, world! Hello, world!");
+    assert_eq!(
+        host.files()[outputs["uri"].as_str().unwrap()],
+        b"Hello, world! Hello, world!"
+    );
+    assert_eq!(out.metrics[0].name, "greetings");
+    assert_eq!(out.output_files.len(), 1);
 }
