@@ -1,0 +1,351 @@
+//! Step-by-step control of executions in one process, for tests and the conformance runner: a
+//! [`Session`] creates executions, drives them until a condition holds (PAUSED, RUNNING,
+//! terminated) or a deadline passes, then resumes, restarts or replays them, with every subflow
+//! they start kept in the same session.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde_json::{Map, Value as Json};
+use tokio::sync::mpsc;
+use weft_executor::inputs::{InputContext, RawInput};
+use weft_executor::{Event, Execution, State};
+use weft_store::repo::Versioned;
+
+use super::{Catalog, Finished, Live, RunError, Runner, StartRequest, TimerKey, storage};
+
+impl Catalog {
+    /// Adds a flow whose executions see `globals` (e.g. `envs`, `globals`) in every expression.
+    pub fn add_with_globals(
+        &mut self,
+        flow: &weft_flow::Flow,
+        registry: &weft_flow::Registry,
+        renderer: Arc<weft_flow::expr::Renderer>,
+        globals: Map<String, Json>,
+    ) -> Result<(), RunError> {
+        let executor = weft_executor::Executor::new(flow, registry, renderer)
+            .map_err(|e| RunError::Flow {
+                namespace: flow.namespace.clone(),
+                id: flow.id.clone(),
+                message: e.to_string(),
+            })?
+            .with_globals(globals);
+        self.flows.insert(
+            format!("{}.{}", flow.namespace, flow.id),
+            Arc::new(executor),
+        );
+        Ok(())
+    }
+}
+
+impl Runner {
+    /// A session driving executions of this runner step by step.
+    pub fn session(&self) -> Session<'_> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Session {
+            runner: self,
+            lives: HashMap::new(),
+            pending: IndexMap::new(),
+            timers: BinaryHeap::new(),
+            attempts: HashMap::new(),
+            tx,
+            rx,
+        }
+    }
+}
+
+/// What woke the driver up.
+enum Wake {
+    Finished(Option<Finished>),
+    Timer,
+}
+
+type Timers = BinaryHeap<Reverse<(DateTime<Utc>, String, TimerKey)>>;
+
+/// Executions driven together in this process (see [`Runner::session`]).
+pub struct Session<'r> {
+    runner: &'r Runner,
+    lives: HashMap<String, Live>,
+    pending: IndexMap<String, Vec<Event>>,
+    timers: Timers,
+    attempts: HashMap<(String, String, u32), tokio::task::JoinHandle<()>>,
+    tx: mpsc::UnboundedSender<Finished>,
+    rx: mpsc::UnboundedReceiver<Finished>,
+}
+
+impl std::fmt::Debug for Session<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("executions", &self.lives.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        for (_, handle) in self.attempts.drain() {
+            handle.abort();
+        }
+    }
+}
+
+impl Session<'_> {
+    /// Creates an execution of `namespace.id` (uploading `req.files` first) and queues its start;
+    /// nothing runs until [`Session::drive_until`]. With `raw`, inputs go into the execution as
+    /// they are (Kestra's test mode, only defaults are added); otherwise they are typed and
+    /// validated. Returns the new execution's id.
+    pub async fn start(
+        &mut self,
+        namespace: &str,
+        id: &str,
+        req: StartRequest,
+        raw: bool,
+    ) -> Result<String, RunError> {
+        let runner = self.runner;
+        let executor = runner.catalog.get(namespace, id)?;
+        let now = Utc::now();
+        let exec = executor.create_execution(rand::random::<u64>(), now);
+        let files = runner.files_of(&exec)?;
+        let mut values = req.inputs;
+        for (input, name, bytes) in req.files {
+            let uri = files.input_file_uri(&input, &name).map_err(storage)?;
+            files.put(&uri, bytes.into()).await.map_err(storage)?;
+            values.insert(input, RawInput::File { name, uri });
+        }
+        let ictx = InputContext::new(&exec.id, now, &runner.renderer);
+        let inputs = if raw {
+            let json: IndexMap<String, Json> = values
+                .into_iter()
+                .map(|(k, v)| {
+                    let v = match v {
+                        RawInput::Text(s) => Json::String(s),
+                        RawInput::File { uri, .. } => Json::String(uri),
+                        RawInput::Json(j) => j,
+                    };
+                    (k, v)
+                })
+                .collect();
+            weft_executor::inputs::read_inputs_raw(executor.flow(), &json, &ictx)
+        } else {
+            weft_executor::inputs::read_inputs(executor.flow(), &values, &ictx)
+        }
+        .map_err(|e| RunError::Inputs(e.to_string()))?;
+        let exec = exec.with_inputs(inputs).with_labels(req.labels);
+        let exec_id = exec.id.clone();
+        let running = self.running_of(namespace, id);
+        runner
+            .create(&mut self.lives, executor, exec, files, None)
+            .await?;
+        self.pending
+            .entry(exec_id.clone())
+            .or_default()
+            .push(Event::Start { running });
+        Ok(exec_id)
+    }
+
+    /// How many executions of `namespace.id` are running now (for the flow's `concurrency`).
+    fn running_of(&self, namespace: &str, id: &str) -> u32 {
+        let n = self
+            .lives
+            .values()
+            .filter(|l| {
+                let e = &l.current.value;
+                !l.done
+                    && e.namespace == namespace
+                    && e.flow_id == id
+                    && !matches!(
+                        e.state.current,
+                        State::Created | State::Queued | State::Restarted
+                    )
+            })
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// Drives every execution of the session until `until` holds (checked after each step) or
+    /// `deadline` passes. Returns whether `until` held.
+    pub async fn drive_until(
+        &mut self,
+        deadline: Instant,
+        mut until: impl FnMut(&Session<'_>) -> bool,
+    ) -> Result<bool, RunError> {
+        loop {
+            while let Some((exec_id, events)) = self.pending.shift_remove_index(0) {
+                let effects = self.runner.step(&mut self.lives, &exec_id, events).await?;
+                for effect in effects {
+                    self.runner
+                        .apply(
+                            &mut self.lives,
+                            &exec_id,
+                            effect,
+                            &self.tx,
+                            &mut self.pending,
+                            &mut self.timers,
+                            &mut self.attempts,
+                        )
+                        .await?;
+                }
+                if until(self) {
+                    return Ok(true);
+                }
+            }
+            if until(self) {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
+            let limit = deadline - now;
+            let timer_wait = next_timer.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
+            let wait = timer_wait.map_or(limit, |w| w.min(limit));
+            let wake = tokio::select! {
+                finished = self.rx.recv() => Wake::Finished(finished),
+                () = tokio::time::sleep(wait) => Wake::Timer,
+            };
+            match wake {
+                Wake::Finished(None) => {
+                    return Err(RunError::Storage("the worker channel closed".into()));
+                }
+                Wake::Finished(Some(first)) => {
+                    let mut batch = vec![first];
+                    while let Ok(more) = self.rx.try_recv() {
+                        batch.push(more);
+                    }
+                    for f in batch {
+                        self.attempts.remove(&(
+                            f.exec_id.clone(),
+                            f.result.task_run_id.clone(),
+                            f.result.attempt,
+                        ));
+                        self.pending
+                            .entry(f.exec_id)
+                            .or_default()
+                            .push(Event::WorkerResult(f.result));
+                    }
+                }
+                Wake::Timer => {
+                    let now = Utc::now();
+                    while let Some(Reverse((at, _, _))) = self.timers.peek() {
+                        if *at > now {
+                            break;
+                        }
+                        if let Some(Reverse((_, exec_id, key))) = self.timers.pop() {
+                            self.pending
+                                .entry(exec_id)
+                                .or_default()
+                                .push(Event::Timer(key.0));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// An execution of the session as it is now.
+    pub fn execution(&self, id: &str) -> Option<&Execution> {
+        self.lives.get(id).map(|l| &l.current.value)
+    }
+
+    /// Whether the execution has terminated (its driver saw it end).
+    pub fn is_done(&self, id: &str) -> bool {
+        self.lives.get(id).is_some_and(|l| l.done)
+    }
+
+    /// Every execution of the session (subflow executions included), oldest first.
+    pub fn executions(&self) -> Vec<&Execution> {
+        let mut all: Vec<&Execution> = self.lives.values().map(|l| &l.current.value).collect();
+        all.sort_by(|a, b| {
+            let created = |e: &Execution| e.state.histories.first().map(|h| h.date);
+            created(a).cmp(&created(b)).then_with(|| a.id.cmp(&b.id))
+        });
+        all
+    }
+
+    /// The internal-storage files of an execution of the session.
+    pub fn files(&self, id: &str) -> Option<weft_store::repo::ExecutionFiles> {
+        self.lives.get(id).map(|l| l.files.clone())
+    }
+
+    /// Queues the resume of a paused execution with `onResume` inputs (already typed).
+    pub fn resume(&mut self, id: &str, inputs: Map<String, Json>) -> Result<(), RunError> {
+        if !self.lives.contains_key(id) {
+            return Err(RunError::Storage(format!(
+                "no execution {id} in this session"
+            )));
+        }
+        self.pending
+            .entry(id.to_string())
+            .or_default()
+            .push(Event::Resume { inputs });
+        Ok(())
+    }
+
+    /// Restarts a FAILED or KILLED execution (same id): it is RESTARTED when this returns (the
+    /// returned document), and runs again at the next [`Session::drive_until`].
+    pub async fn restart(&mut self, id: &str) -> Result<Execution, RunError> {
+        let runner = self.runner;
+        let Some(live) = self.lives.get_mut(id) else {
+            return Err(RunError::Storage(format!(
+                "no execution {id} in this session"
+            )));
+        };
+        let executor = live.executor.clone();
+        let now = Utc::now();
+        let updated = runner
+            .repo()
+            .update_from(id, live.current.clone(), |exec: &mut Execution| {
+                executor.restart(exec, now)
+            })
+            .await
+            .map_err(|e| RunError::Inputs(e.to_string()))?;
+        live.current = Versioned {
+            value: updated.value,
+            version: updated.version,
+        };
+        live.done = false;
+        let snapshot = live.current.value.clone();
+        self.pending
+            .entry(id.to_string())
+            .or_default()
+            .push(Event::Start { running: 0 });
+        Ok(snapshot)
+    }
+
+    /// Replays a terminated execution from its task run `task_run_id`: a new execution, in
+    /// RESTARTED when this returns (the returned document), that runs at the next
+    /// [`Session::drive_until`].
+    pub async fn replay(&mut self, id: &str, task_run_id: &str) -> Result<Execution, RunError> {
+        let runner = self.runner;
+        let Some(live) = self.lives.get(id) else {
+            return Err(RunError::Storage(format!(
+                "no execution {id} in this session"
+            )));
+        };
+        let executor = live.executor.clone();
+        let exec = executor
+            .replay(
+                &live.current.value,
+                task_run_id,
+                rand::random::<u64>(),
+                Utc::now(),
+            )
+            .map_err(|e| RunError::Inputs(e.to_string()))?;
+        let files = runner.files_of(&exec)?;
+        let snapshot = exec.clone();
+        let new_id = exec.id.clone();
+        runner
+            .create(&mut self.lives, executor, exec, files, None)
+            .await?;
+        self.pending
+            .entry(new_id)
+            .or_default()
+            .push(Event::Start { running: 0 });
+        Ok(snapshot)
+    }
+}
