@@ -1,6 +1,7 @@
 //! `weft`: the command-line tool of weft.
 
 mod cmd;
+mod registry;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,12 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Show the loaded plugins (`list`) and a task type's schema (`describe TYPE`).
     Plugins(cmd::plugins::Args),
+    /// Run a flow to its end in this process, on the embedded local store (`.weft/`).
+    Run(cmd::run::Args),
+    /// Storage tools: `weft storage check URL` verifies a store honours conditional writes.
+    Storage(cmd::storage::Args),
+    /// Run a conformance corpus (a folder with `cases.json`) and compare with its expectations.
+    Conformance(cmd::conformance::Args),
 }
 
 fn main() -> ExitCode {
@@ -28,6 +35,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => cmd::validate::run(args),
         Command::Plugins(args) => cmd::plugins::run(args),
+        Command::Conformance(args) => cmd::conformance::run(args),
+        Command::Run(args) => cmd::run::run(args),
+        Command::Storage(args) => cmd::storage::run(args),
     };
     match result {
         Ok(code) => code,

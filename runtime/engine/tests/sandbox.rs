@@ -1,4 +1,9 @@
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic, clippy::field_reassign_with_default)]
+#![allow(
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::panic,
+    clippy::field_reassign_with_default
+)]
 //! The sandbox's limits, shown with the misbehaving fixture guest (`plugins/fixtures`): each
 //! limit ends the attempt with its typed failure, and the next attempt on the same engine
 //! succeeds.

@@ -266,7 +266,7 @@ fn task_types() -> Vec<TypeDef> {
             "io.kestra.plugin.core.flow.WorkingDirectory",
             l("WorkingDirectory"),
             vec![
-                p("tasks", Schema::tasks()).required(),
+                p("tasks", Schema::tasks()),
                 p(
                     "cache",
                     obj(vec![
@@ -1083,11 +1083,10 @@ fn check_switch(c: &mut Checker<'_>, node: &Node, path: &FieldPath) {
 }
 
 fn check_working_directory(c: &mut Checker<'_>, node: &Node, path: &FieldPath) {
-    if node
+    let empty = node
         .get("tasks")
-        .and_then(Node::as_seq)
-        .is_some_and(<[Node]>::is_empty)
-    {
+        .is_none_or(|t| t.as_seq().is_none_or(<[Node]>::is_empty));
+    if empty {
         c.error(
             node.pos,
             &path.key("tasks"),

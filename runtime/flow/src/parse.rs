@@ -293,23 +293,46 @@ fn check_unique_ids(c: &mut Checker<'_>, root: &Node) {
     let _ = root;
 }
 
-/// The second occurrence of every id that appears more than once, in document order.
+/// The second occurrence of every id that appears more than once, ordered as Kestra lists them:
+/// by where the id first appears, walking `tasks`, `errors`, `finally`, `afterExecution` and then
+/// listeners (whatever their order in the file).
 fn duplicates<'a>(
     items: impl Iterator<Item = (&'a str, Pos, &'a FieldPath)>,
 ) -> Vec<(&'a str, Pos, &'a FieldPath)> {
-    let mut seen: HashMap<&str, usize> = HashMap::new();
-    let mut out = Vec::new();
+    let rank = |path: &FieldPath, pos: Pos| {
+        let section = match path.0.first() {
+            Some(crate::diagnostic::Seg::Key(k)) => match k.as_str() {
+                "tasks" => 0,
+                "errors" => 1,
+                "finally" => 2,
+                "afterExecution" => 3,
+                _ => 4,
+            },
+            _ => 5,
+        };
+        (section, pos)
+    };
+    let mut seen: HashMap<&str, ((u8, Pos), usize, Option<(Pos, &'a FieldPath)>)> = HashMap::new();
     for (id, pos, path) in items {
         if id.is_empty() {
             continue;
         }
-        let n = seen.entry(id).or_insert(0);
-        *n += 1;
-        if *n == 2 {
-            out.push((id, pos, path));
+        let r = rank(path, pos);
+        let e = seen.entry(id).or_insert((r, 0, None));
+        e.0 = e.0.min(r);
+        e.1 += 1;
+        if e.1 == 2 {
+            e.2 = Some((pos, path));
         }
     }
-    out
+    let mut out: Vec<((u8, Pos), &str, Pos, &FieldPath)> = seen
+        .into_iter()
+        .filter_map(|(id, (first, _, second))| second.map(|(pos, path)| (first, id, pos, path)))
+        .collect();
+    out.sort_by_key(|(first, ..)| *first);
+    out.into_iter()
+        .map(|(_, id, pos, path)| (id, pos, path))
+        .collect()
 }
 
 fn check_inputs(c: &mut Checker<'_>, root: &Node) {

@@ -1,1 +1,4 @@
-//! weft-server: the stateless HTTP executor (Kestra-shaped API, webhooks, dispatch, tick).
+//! weft-server: the stateless HTTP executor (Kestra-shaped API, webhooks, dispatch, tick), and the
+//! driver loop that both `weft run` and the server use to advance executions.
+
+pub mod runner;

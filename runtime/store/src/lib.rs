@@ -18,6 +18,7 @@ mod s3;
 mod stats;
 mod url;
 
+pub mod repo;
 
 #[cfg(feature = "test-util")]
 pub mod testing;

@@ -1,4 +1,7 @@
 //! One module per subcommand.
 
+pub(crate) mod conformance;
 pub(crate) mod plugins;
+pub(crate) mod run;
+pub(crate) mod storage;
 pub(crate) mod validate;

@@ -1,0 +1,604 @@
+//! The driver loop: advances executions with the pure executor, runs the attempts it asks for in
+//! the WASM engine, starts subflows, fires timers, and persists every step in object storage.
+//!
+//! Each step of an execution is one `advance` over every event that arrived together, then one
+//! conditional write of the execution document (re-applying the same events to a fresh read on a
+//! `Conflict`, which is safe because `advance` is deterministic). Worker results are written as
+//! immutable objects before they are applied; large outputs are offloaded to internal storage.
+
+pub mod control;
+mod host;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use indexmap::IndexMap;
+use serde_json::{Map, Value as Json};
+use tokio::sync::mpsc;
+use weft_engine::{AttemptRequest, TaskContext};
+use weft_executor::inputs::{InputContext, RawInput};
+use weft_executor::{Effect, Event, Execution, Executor, RunTask, State, Timer, WorkerResult};
+use weft_flow::expr::Renderer;
+use weft_flow::model::{Flow, Label};
+use weft_store::DynStore;
+use weft_store::repo::{
+    ExecutionFiles, ExecutionRepo, FilesExprHost, OffloadConfig, ResultRepo, Versioned,
+    offload_outputs,
+};
+
+use host::AttemptHost;
+
+/// Why a run could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The flow cannot be executed (unknown type, bad property, ...).
+    #[error("flow {namespace}.{id}: {message}")]
+    Flow {
+        /// Namespace.
+        namespace: String,
+        /// Flow id.
+        id: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A Subflow task names a flow that is not available.
+    #[error("flow {0} is not available (pass the folder that holds it with --flows)")]
+    UnknownFlow(String),
+    /// The execution's inputs are invalid.
+    #[error("{0}")]
+    Inputs(String),
+    /// Storage failed.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
+/// What the runner reports as it goes (the CLI prints it).
+pub trait Observer: Send + Sync {
+    /// An attempt starts.
+    fn attempt_started(&self, _exec: &Execution, _task: &RunTask) {}
+    /// An attempt ended.
+    fn attempt_ended(&self, _exec: &Execution, _task: &RunTask, _state: State, _elapsed_ms: u128) {}
+    /// A log line of an attempt.
+    fn log(&self, _exec_id: &str, _task_id: &str, _level: &str, _message: &str) {}
+    /// An execution terminated.
+    fn terminated(&self, _exec: &Execution) {}
+}
+
+/// An observer that says nothing.
+#[derive(Debug, Default)]
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Flows the runner can start (the flow run, and those Subflow tasks call), by `namespace.id`.
+#[derive(Default)]
+pub struct Catalog {
+    flows: HashMap<String, Arc<Executor>>,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("flows", &self.flows.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Catalog {
+    /// Adds a flow.
+    pub fn add(
+        &mut self,
+        flow: &Flow,
+        registry: &weft_flow::Registry,
+        renderer: Arc<Renderer>,
+    ) -> Result<(), RunError> {
+        let executor = Executor::new(flow, registry, renderer).map_err(|e| RunError::Flow {
+            namespace: flow.namespace.clone(),
+            id: flow.id.clone(),
+            message: e.to_string(),
+        })?;
+        self.flows.insert(
+            format!("{}.{}", flow.namespace, flow.id),
+            Arc::new(executor),
+        );
+        Ok(())
+    }
+
+    fn get(&self, namespace: &str, id: &str) -> Result<Arc<Executor>, RunError> {
+        self.flows
+            .get(&format!("{namespace}.{id}"))
+            .cloned()
+            .ok_or_else(|| RunError::UnknownFlow(format!("{namespace}.{id}")))
+    }
+}
+
+/// How an execution is started.
+#[derive(Debug, Clone, Default)]
+pub struct StartRequest {
+    /// Inputs as sent.
+    pub inputs: IndexMap<String, RawInput>,
+    /// Input files to upload first: input id -> (file name, bytes).
+    pub files: Vec<(String, String, Vec<u8>)>,
+    /// Labels given at creation.
+    pub labels: Vec<Label>,
+}
+
+/// Runs executions to their end in this process.
+pub struct Runner {
+    engine: Arc<weft_engine::Registry>,
+    store: DynStore,
+    renderer: Arc<Renderer>,
+    catalog: Catalog,
+    offload: OffloadConfig,
+    observer: Arc<dyn Observer>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("store", &self.store.url())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Live {
+    executor: Arc<Executor>,
+    current: Versioned<Execution>,
+    files: ExecutionFiles,
+    /// (parent execution, task run) for a subflow execution.
+    parent: Option<(String, String)>,
+    done: bool,
+}
+
+struct Finished {
+    exec_id: String,
+    result: WorkerResult,
+}
+
+impl Runner {
+    /// A runner over `store` with the plugins of `engine`.
+    pub fn new(
+        engine: Arc<weft_engine::Registry>,
+        store: DynStore,
+        renderer: Arc<Renderer>,
+        catalog: Catalog,
+    ) -> Self {
+        Runner {
+            engine,
+            store,
+            renderer,
+            catalog,
+            offload: OffloadConfig::default(),
+            observer: Arc::new(Silent),
+        }
+    }
+
+    /// Reports progress to `observer`.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = observer;
+        self
+    }
+
+    /// Sets the offload threshold and document budget.
+    pub fn with_offload(mut self, offload: OffloadConfig) -> Self {
+        self.offload = offload;
+        self
+    }
+
+    fn repo(&self) -> ExecutionRepo<Execution> {
+        ExecutionRepo::new(self.store.clone())
+    }
+
+    /// Creates an execution of `namespace.id` and runs it, with every subflow it starts, to its end.
+    pub async fn run(
+        &self,
+        namespace: &str,
+        id: &str,
+        req: StartRequest,
+    ) -> Result<Execution, RunError> {
+        let executor = self.catalog.get(namespace, id)?;
+        let now = Utc::now();
+        let seed = rand::random::<u64>();
+        let exec = executor.create_execution(seed, now);
+        let files = self.files_of(&exec)?;
+        let mut raw = req.inputs;
+        for (input, name, bytes) in req.files {
+            let uri = files.input_file_uri(&input, &name).map_err(storage)?;
+            files.put(&uri, bytes.into()).await.map_err(storage)?;
+            raw.insert(input, RawInput::File { name, uri });
+        }
+        let ictx = InputContext::new(&exec.id, now, &self.renderer);
+        let inputs = weft_executor::inputs::read_inputs(executor.flow(), &raw, &ictx)
+            .map_err(|e| RunError::Inputs(e.to_string()))?;
+        let exec = exec.with_inputs(inputs).with_labels(req.labels);
+        let root = exec.id.clone();
+        let mut lives = HashMap::new();
+        self.create(&mut lives, executor, exec, files, None).await?;
+        self.drive(&mut lives, &root).await?;
+        lives
+            .remove(&root)
+            .map(|l| l.current.value)
+            .ok_or_else(|| RunError::Storage("the execution vanished".into()))
+    }
+
+    fn files_of(&self, exec: &Execution) -> Result<ExecutionFiles, RunError> {
+        ExecutionFiles::new(self.store.clone(), &exec.namespace, &exec.flow_id, &exec.id)
+            .map_err(storage)
+    }
+
+    async fn create(
+        &self,
+        lives: &mut HashMap<String, Live>,
+        executor: Arc<Executor>,
+        exec: Execution,
+        files: ExecutionFiles,
+        parent: Option<(String, String)>,
+    ) -> Result<(), RunError> {
+        let version = self.repo().create(&exec.id, &exec).await.map_err(storage)?;
+        lives.insert(
+            exec.id.clone(),
+            Live {
+                executor,
+                current: Versioned {
+                    value: exec,
+                    version,
+                },
+                files,
+                parent,
+                done: false,
+            },
+        );
+        Ok(())
+    }
+
+    async fn drive(&self, lives: &mut HashMap<String, Live>, root: &str) -> Result<(), RunError> {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Finished>();
+        let mut pending: IndexMap<String, Vec<Event>> = IndexMap::new();
+        let mut timers: BinaryHeap<Reverse<(DateTime<Utc>, String, TimerKey)>> = BinaryHeap::new();
+        let mut attempts: HashMap<(String, String, u32), tokio::task::JoinHandle<()>> =
+            HashMap::new();
+        pending.insert(root.to_string(), vec![Event::Start { running: 0 }]);
+        loop {
+            while let Some((exec_id, events)) = pending.shift_remove_index(0) {
+                let effects = self.step(lives, &exec_id, events).await?;
+                for effect in effects {
+                    self.apply(
+                        lives,
+                        &exec_id,
+                        effect,
+                        &tx,
+                        &mut pending,
+                        &mut timers,
+                        &mut attempts,
+                    )
+                    .await?;
+                }
+            }
+            if lives.get(root).is_none_or(|l| l.done) {
+                for (_, handle) in attempts.drain() {
+                    handle.abort();
+                }
+                return Ok(());
+            }
+            let next_timer = timers.peek().map(|Reverse((at, _, _))| *at);
+            let sleep = async {
+                match next_timer {
+                    Some(at) => {
+                        let wait = (at - Utc::now()).to_std().unwrap_or_default();
+                        tokio::time::sleep(wait).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                finished = rx.recv() => {
+                    let Some(first) = finished else {
+                        return Err(RunError::Storage("the worker channel closed".into()));
+                    };
+                    let mut batch = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        batch.push(more);
+                    }
+                    for f in batch {
+                        attempts.remove(&(f.exec_id.clone(), f.result.task_run_id.clone(), f.result.attempt));
+                        pending.entry(f.exec_id).or_default().push(Event::WorkerResult(f.result));
+                    }
+                }
+                () = sleep => {
+                    let now = Utc::now();
+                    while let Some(Reverse((at, _, _))) = timers.peek() {
+                        if *at > now {
+                            break;
+                        }
+                        if let Some(Reverse((_, exec_id, key))) = timers.pop() {
+                            pending.entry(exec_id).or_default().push(Event::Timer(key.0));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One advance of one execution over `events`, persisted with a version condition.
+    async fn step(
+        &self,
+        lives: &mut HashMap<String, Live>,
+        exec_id: &str,
+        events: Vec<Event>,
+    ) -> Result<Vec<Effect>, RunError> {
+        let Some(live) = lives.get_mut(exec_id) else {
+            return Ok(Vec::new());
+        };
+        let executor = live.executor.clone();
+        let now = Utc::now();
+        let updated = self
+            .repo()
+            .update_from(exec_id, live.current.clone(), |exec: &mut Execution| {
+                Ok::<_, Infallible>(executor.advance(exec, events.clone(), now))
+            })
+            .await
+            .map_err(|e| RunError::Storage(e.to_string()))?;
+        live.current = Versioned {
+            value: updated.value,
+            version: updated.version,
+        };
+        Ok(updated.result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        lives: &mut HashMap<String, Live>,
+        exec_id: &str,
+        effect: Effect,
+        tx: &mpsc::UnboundedSender<Finished>,
+        pending: &mut IndexMap<String, Vec<Event>>,
+        timers: &mut BinaryHeap<Reverse<(DateTime<Utc>, String, TimerKey)>>,
+        attempts: &mut HashMap<(String, String, u32), tokio::task::JoinHandle<()>>,
+    ) -> Result<(), RunError> {
+        match effect {
+            Effect::RunTask(task) => {
+                let Some(live) = lives.get(exec_id) else {
+                    return Ok(());
+                };
+                self.observer.attempt_started(&live.current.value, &task);
+                let key = (exec_id.to_string(), task.task_run_id.clone(), task.attempt);
+                let handle = self.spawn_attempt(live, *task, tx.clone());
+                attempts.insert(key, handle);
+            }
+            Effect::WakeAt { at, timer } => {
+                timers.push(Reverse((at, exec_id.to_string(), TimerKey(timer))))
+            }
+            Effect::CancelTask {
+                task_run_id,
+                attempt,
+            } => {
+                if let Some(h) = attempts.remove(&(exec_id.to_string(), task_run_id, attempt)) {
+                    h.abort();
+                }
+            }
+            Effect::StartSubflow(sub) => {
+                let executor = self.catalog.get(&sub.namespace, &sub.flow_id)?;
+                let now = Utc::now();
+                let mut exec = Execution::new(executor.flow(), sub.execution_id.clone(), now)
+                    .with_labels(sub.labels.clone())
+                    .with_trigger(sub.trigger.clone())
+                    .with_parent(sub.parent_id.clone());
+                let raw: IndexMap<String, RawInput> = sub
+                    .inputs
+                    .iter()
+                    .map(|(k, v)| (k.clone(), RawInput::Json(v.clone())))
+                    .collect();
+                let ictx = InputContext::new(&exec.id, now, &self.renderer);
+                match weft_executor::inputs::read_inputs(executor.flow(), &raw, &ictx) {
+                    Ok(inputs) => exec = exec.with_inputs(inputs),
+                    Err(e) => {
+                        // The subflow cannot start: its task fails with the reason.
+                        self.observer
+                            .log(exec_id, &sub.task_run_id, "ERROR", &e.to_string());
+                        pending
+                            .entry(exec_id.to_string())
+                            .or_default()
+                            .push(Event::SubflowEnded {
+                                task_run_id: sub.task_run_id.clone(),
+                                execution_id: sub.execution_id.clone(),
+                                state: State::Failed,
+                                outputs: None,
+                            });
+                        return Ok(());
+                    }
+                }
+                let files = self.files_of(&exec)?;
+                let parent = sub
+                    .wait
+                    .then(|| (exec_id.to_string(), sub.task_run_id.clone()));
+                let child = exec.id.clone();
+                Box::pin(self.create(lives, executor, exec, files, parent)).await?;
+                pending
+                    .entry(child)
+                    .or_default()
+                    .push(Event::Start { running: 0 });
+            }
+            Effect::KillExecution { execution_id } => {
+                pending.entry(execution_id).or_default().push(Event::Kill);
+            }
+            Effect::CreateRetryExecution { .. } => {
+                self.observer.log(
+                    exec_id,
+                    "",
+                    "WARN",
+                    "retry behavior CREATE_NEW_EXECUTION needs `weft server`; the execution is not retried",
+                );
+            }
+            Effect::Log {
+                task_run_id,
+                level,
+                message,
+            } => {
+                self.observer.log(
+                    exec_id,
+                    task_run_id.as_deref().unwrap_or(""),
+                    &level,
+                    &message,
+                );
+            }
+            Effect::Terminated { state } => {
+                let Some(live) = lives.get_mut(exec_id) else {
+                    return Ok(());
+                };
+                live.done = true;
+                self.observer.terminated(&live.current.value);
+                if let Some((parent, task_run_id)) = live.parent.clone() {
+                    pending
+                        .entry(parent)
+                        .or_default()
+                        .push(Event::SubflowEnded {
+                            task_run_id,
+                            execution_id: exec_id.to_string(),
+                            state,
+                            outputs: live.current.value.outputs.clone(),
+                        });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn_attempt(
+        &self,
+        live: &Live,
+        task: RunTask,
+        tx: mpsc::UnboundedSender<Finished>,
+    ) -> tokio::task::JoinHandle<()> {
+        let exec = &live.current.value;
+        let context = TaskContext {
+            namespace: exec.namespace.clone(),
+            flow_id: exec.flow_id.clone(),
+            execution_id: exec.id.clone(),
+            task_id: task.task_id.clone(),
+            task_run_id: task.task_run_id.clone(),
+            attempt: task.attempt,
+        };
+        let files = live.files.clone();
+        let host = Arc::new(AttemptHost {
+            renderer: self.renderer.clone(),
+            expr_host: FilesExprHost::new(files.clone(), tokio::runtime::Handle::current()),
+            files: files.clone(),
+            now: Utc::now(),
+            seed: task.seed,
+        });
+        let mut request = AttemptRequest::new(
+            task.task_type.clone(),
+            Json::Object(task.properties.clone()),
+            context,
+            host,
+        )
+        .with_variables(task.context.clone());
+        if let Some(timeout) = task.timeout.and_then(|t| t.to_std()) {
+            request = request.with_timeout(timeout);
+        }
+        let engine = self.engine.clone();
+        let store = self.store.clone();
+        let observer = self.observer.clone();
+        let offload = self.offload;
+        let exec_for_observer = exec.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let outcome = engine.run_attempt(request).await;
+            for line in &outcome.logs {
+                observer.log(
+                    &task.execution_id,
+                    &task.task_id,
+                    &format!("{:?}", line.level).to_uppercase(),
+                    &line.message,
+                );
+            }
+            let (state, mut outputs) = match outcome.result {
+                Ok(Json::Object(map)) => (State::Success, map),
+                Ok(Json::Null) => (State::Success, Map::new()),
+                Ok(other) => (
+                    State::Success,
+                    Map::from_iter([("value".to_string(), other)]),
+                ),
+                Err(failure) => {
+                    observer.log(
+                        &task.execution_id,
+                        &task.task_id,
+                        "ERROR",
+                        &failure.to_string(),
+                    );
+                    (State::Failed, Map::new())
+                }
+            };
+            let state = match offload_outputs(
+                &files,
+                &task.task_id,
+                &task.task_run_id,
+                &mut outputs,
+                &offload,
+            )
+            .await
+            {
+                Ok(_) => state,
+                Err(e) => {
+                    observer.log(&task.execution_id, &task.task_id, "ERROR", &e.to_string());
+                    outputs.clear();
+                    State::Failed
+                }
+            };
+            let result = WorkerResult {
+                task_run_id: task.task_run_id.clone(),
+                attempt: task.attempt,
+                state,
+                outputs,
+                metrics: outcome
+                    .metrics
+                    .iter()
+                    .filter_map(|m| serde_json::to_value(m).ok())
+                    .collect(),
+                log_file: None,
+            };
+            let results: ResultRepo<WorkerResult> = ResultRepo::new(store);
+            if let Err(e) = results
+                .put(&task.execution_id, &task.task_run_id, task.attempt, &result)
+                .await
+            {
+                tracing::warn!(error = %e, "could not store the worker result");
+            }
+            observer.attempt_ended(
+                &exec_for_observer,
+                &task,
+                state,
+                started.elapsed().as_millis(),
+            );
+            let _ = tx.send(Finished {
+                exec_id: task.execution_id.clone(),
+                result,
+            });
+        })
+    }
+}
+
+fn storage(e: impl std::fmt::Display) -> RunError {
+    RunError::Storage(e.to_string())
+}
+
+/// A timer in the heap (ordered by its fields, to break ties deterministically).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TimerKey(Timer);
+
+impl PartialOrd for TimerKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for TimerKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let key = |t: &Timer| (t.task_run_id.clone(), format!("{:?}", t.kind), t.number);
+        key(&self.0).cmp(&key(&other.0))
+    }
+}
