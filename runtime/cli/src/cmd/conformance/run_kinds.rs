@@ -300,7 +300,9 @@ fn run_inner(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     let timeout = timeout_of(raw.get("timeout")).unwrap_or(DEFAULT_TIMEOUT);
     // no `inputs` at all: the upstream harness put none and validated nothing (corpus README)
     let raw_inputs = raw.get("inputsRaw").and_then(Json::as_bool) == Some(true)
-        || raw.get("inputs").is_none();
+        || raw
+            .get("inputs")
+            .is_none_or(|i| i.as_object().is_some_and(Map::is_empty));
     let req = start_request(raw.get("inputs"), raw.get("executionLabels"), &|s| {
         s.to_string()
     });
