@@ -312,7 +312,9 @@ fn duplicates<'a>(
         };
         (section, pos)
     };
-    let mut seen: HashMap<&str, ((u8, Pos), usize, Option<(Pos, &'a FieldPath)>)> = HashMap::new();
+    // id -> (rank of its first occurrence, occurrences, its second occurrence)
+    type Seen<'p> = ((u8, Pos), usize, Option<(Pos, &'p FieldPath)>);
+    let mut seen: HashMap<&str, Seen<'a>> = HashMap::new();
     for (id, pos, path) in items {
         if id.is_empty() {
             continue;

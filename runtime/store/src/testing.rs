@@ -27,15 +27,15 @@ pub struct TestS3 {
 impl TestS3 {
     /// Uses `WEFT_TEST_S3_ENDPOINT`, or starts moto.
     pub fn start() -> Result<TestS3> {
-        if let Ok(endpoint) = std::env::var("WEFT_TEST_S3_ENDPOINT") {
-            if !endpoint.trim().is_empty() {
-                return Ok(TestS3 {
-                    endpoint,
-                    credentials: None,
-                    region: None,
-                    child: None,
-                });
-            }
+        if let Ok(endpoint) = std::env::var("WEFT_TEST_S3_ENDPOINT")
+            && !endpoint.trim().is_empty()
+        {
+            return Ok(TestS3 {
+                endpoint,
+                credentials: None,
+                region: None,
+                child: None,
+            });
         }
         let mut last = None;
         // a free port may be taken between our probe and moto's bind: try a few

@@ -150,12 +150,12 @@ fn print_summary(exec: &Execution) {
         "execution {} of {}.{}: {:?}",
         exec.id, exec.namespace, exec.flow_id, exec.state.current
     );
-    if let Some(outputs) = &exec.outputs {
-        if !outputs.is_empty() {
-            println!("outputs:");
-            for (k, v) in outputs {
-                println!("  {k}: {v}");
-            }
+    if let Some(outputs) = &exec.outputs
+        && !outputs.is_empty()
+    {
+        println!("outputs:");
+        for (k, v) in outputs {
+            println!("  {k}: {v}");
         }
     }
     for tr in &exec.task_run_list {

@@ -144,13 +144,13 @@ pub(crate) async fn check(expect: &Json, ctx: &Ctx<'_>) -> Report {
     for (key, want) in &expect {
         match key.as_str() {
             "state" => {
-                if let Some(w) = want.as_str() {
-                    if exec.state.current.as_str() != w {
-                        r.fail(format!(
-                            "state: expected {w}, found {}",
-                            exec.state.current.as_str()
-                        ));
-                    }
+                if let Some(w) = want.as_str()
+                    && exec.state.current.as_str() != w
+                {
+                    r.fail(format!(
+                        "state: expected {w}, found {}",
+                        exec.state.current.as_str()
+                    ));
                 }
             }
             "taskRunCount" => {
@@ -610,23 +610,23 @@ fn path_get<'v>(v: &'v Json, path: &str) -> Option<&'v Json> {
 
 /// JSON equality with numbers compared by value (`1` equals `1.0`) and `inAnyOrder`.
 fn json_eq(found: &Json, want: &Json) -> bool {
-    if let Some(items) = want.get("inAnyOrder").and_then(Json::as_array) {
-        if want.as_object().is_some_and(|m| m.len() == 1) {
-            let Some(found) = found.as_array() else {
-                return false;
-            };
-            if found.len() != items.len() {
-                return false;
-            }
-            let mut used = vec![false; found.len()];
-            return items.iter().all(|w| {
-                let pos = found
-                    .iter()
-                    .enumerate()
-                    .position(|(i, f)| !used[i] && json_eq(f, w));
-                pos.map(|p| used[p] = true).is_some()
-            });
+    if let Some(items) = want.get("inAnyOrder").and_then(Json::as_array)
+        && want.as_object().is_some_and(|m| m.len() == 1)
+    {
+        let Some(found) = found.as_array() else {
+            return false;
+        };
+        if found.len() != items.len() {
+            return false;
         }
+        let mut used = vec![false; found.len()];
+        return items.iter().all(|w| {
+            let pos = found
+                .iter()
+                .enumerate()
+                .position(|(i, f)| !used[i] && json_eq(f, w));
+            pos.map(|p| used[p] = true).is_some()
+        });
     }
     match (found, want) {
         (Json::Number(a), Json::Number(b)) => a.as_f64() == b.as_f64(),
@@ -908,10 +908,10 @@ fn check_labels(want: &Json, exec: &Execution, r: &mut Report) {
             ));
         }
     }
-    if let Some(n) = want.get("size").and_then(Json::as_u64) {
-        if found.len() as u64 != n {
-            r.fail(format!("labels: expected {n} label(s), found {found:?}"));
-        }
+    if let Some(n) = want.get("size").and_then(Json::as_u64)
+        && found.len() as u64 != n
+    {
+        r.fail(format!("labels: expected {n} label(s), found {found:?}"));
     }
 }
 
@@ -956,20 +956,20 @@ fn check_logs(want: &Json, ctx: &Ctx<'_>, r: &mut Report) {
         if item.get("absent").and_then(Json::as_bool) == Some(true) && !lines.is_empty() {
             r.fail(format!("{name}: expected no log, found {shown:?}"));
         }
-        if let Some(eq) = item.get("equals").and_then(Json::as_str) {
-            if !lines.iter().any(|l| l.message == eq) {
-                r.fail(format!(
-                    "{name}: expected a {}log `{eq}`, found {shown:?}",
-                    level.map(|l| format!("{l} ")).unwrap_or_default()
-                ));
-            }
+        if let Some(eq) = item.get("equals").and_then(Json::as_str)
+            && !lines.iter().any(|l| l.message == eq)
+        {
+            r.fail(format!(
+                "{name}: expected a {}log `{eq}`, found {shown:?}",
+                level.map(|l| format!("{l} ")).unwrap_or_default()
+            ));
         }
-        if let Some(c) = item.get("contains").and_then(Json::as_str) {
-            if !lines.iter().any(|l| l.message.contains(c)) {
-                r.fail(format!(
-                    "{name}: expected a log containing `{c}`, found {shown:?}"
-                ));
-            }
+        if let Some(c) = item.get("contains").and_then(Json::as_str)
+            && !lines.iter().any(|l| l.message.contains(c))
+        {
+            r.fail(format!(
+                "{name}: expected a log containing `{c}`, found {shown:?}"
+            ));
         }
     }
 }
@@ -981,13 +981,13 @@ fn check_trigger(want: &Json, exec: &Execution, r: &mut Report) {
         ));
         return;
     };
-    if let Some(t) = want.get("type") {
-        if trigger.get("type") != Some(t) {
-            r.fail(format!(
-                "trigger: expected type {t}, found {:?}",
-                trigger.get("type")
-            ));
-        }
+    if let Some(t) = want.get("type")
+        && trigger.get("type") != Some(t)
+    {
+        r.fail(format!(
+            "trigger: expected type {t}, found {:?}",
+            trigger.get("type")
+        ));
     }
     let vars = trigger.get("variables");
     for (k, w) in want

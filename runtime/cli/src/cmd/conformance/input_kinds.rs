@@ -116,17 +116,17 @@ fn check_variant(
             typed
         }
         Err(e) => {
-            if let Some(c) = expect.get("errorContains").and_then(Json::as_str) {
-                if !e.contains(c) {
-                    problems.push(format!(
-                        "{name}: expected an error containing `{c}`, found `{e}`"
-                    ));
-                }
+            if let Some(c) = expect.get("errorContains").and_then(Json::as_str)
+                && !e.contains(c)
+            {
+                problems.push(format!(
+                    "{name}: expected an error containing `{c}`, found `{e}`"
+                ));
             }
-            if let Some(c) = expect.get("errorEquals").and_then(Json::as_str) {
-                if e != c {
-                    problems.push(format!("{name}: expected the error `{c}`, found `{e}`"));
-                }
+            if let Some(c) = expect.get("errorEquals").and_then(Json::as_str)
+                && e != c
+            {
+                problems.push(format!("{name}: expected the error `{c}`, found `{e}`"));
             }
             if !wants_error {
                 problems.push(format!(

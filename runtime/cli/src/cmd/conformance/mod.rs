@@ -64,7 +64,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
     let selected: Vec<&Case> = cases
         .iter()
-        .filter(|c| args.kinds.is_empty() || args.kinds.iter().any(|k| *k == c.kind))
+        .filter(|c| args.kinds.is_empty() || args.kinds.contains(&c.kind))
         .filter(|c| {
             args.filter
                 .as_ref()

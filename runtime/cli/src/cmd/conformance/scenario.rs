@@ -484,13 +484,13 @@ impl Scenario<'_> {
                 .filter(|e| self.session.is_done(&e.id))
                 .cloned()
                 .collect();
-            if let Some(n) = children.get("terminatedCount").and_then(Json::as_u64) {
-                if done.len() as u64 != n {
-                    self.problems.push(format!(
-                        "children of `{flow}`: expected {n} terminated executions, found {}",
-                        done.len()
-                    ));
-                }
+            if let Some(n) = children.get("terminatedCount").and_then(Json::as_u64)
+                && done.len() as u64 != n
+            {
+                self.problems.push(format!(
+                    "children of `{flow}`: expected {n} terminated executions, found {}",
+                    done.len()
+                ));
             }
             if let Some(last) = children.get("last") {
                 match done.last() {

@@ -67,15 +67,15 @@ fn check_invalid(expect: &Json, reports: &[DocumentReport], text: &str, errors: 
             problems.push(format!("expected exactly `{}`", exact.escape_debug()));
         }
     }
-    if let Some(n) = expect.get("violationCount").and_then(Json::as_u64) {
-        if errors as u64 != n {
-            problems.push(format!("expected {n} violation(s), got {errors}"));
-        }
+    if let Some(n) = expect.get("violationCount").and_then(Json::as_u64)
+        && errors as u64 != n
+    {
+        problems.push(format!("expected {n} violation(s), got {errors}"));
     }
-    if let Some(n) = expect.get("documents").and_then(Json::as_u64) {
-        if reports.len() as u64 != n {
-            problems.push(format!("expected {n} documents, got {}", reports.len()));
-        }
+    if let Some(n) = expect.get("documents").and_then(Json::as_u64)
+        && reports.len() as u64 != n
+    {
+        problems.push(format!("expected {n} documents, got {}", reports.len()));
     }
     if problems.is_empty() {
         Outcome::Passed
@@ -115,12 +115,12 @@ fn check_parsed(expect: &Json, reports: &[DocumentReport]) -> Outcome {
             }
         }
     }
-    if let Some(want) = expect.get("serializedJson") {
-        if &json != want {
-            problems.push(format!(
-                "serialised flow differs:\n  expected {want}\n  got      {json}"
-            ));
-        }
+    if let Some(want) = expect.get("serializedJson")
+        && &json != want
+    {
+        problems.push(format!(
+            "serialised flow differs:\n  expected {want}\n  got      {json}"
+        ));
     }
     if problems.is_empty() {
         Outcome::Passed
