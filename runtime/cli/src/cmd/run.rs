@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use indexmap::IndexMap;
 use weft_executor::inputs::RawInput;
 use weft_executor::{Execution, RunTask, State};
 use weft_flow::expr::Renderer;
@@ -94,7 +93,6 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
             value: v.to_string(),
         });
     }
-    let _ = IndexMap::<String, String>::new();
 
     let observer: Arc<dyn Observer> = Arc::new(Printer {
         color: std::io::stderr().is_terminal(),
