@@ -133,13 +133,13 @@ impl EngineConfig {
             };
         }
         if let Some(v) = env("WEFT_TASK_TIMEOUT") {
-            match parse_iso_duration(&v) {
+            match parse_duration(&v) {
                 Some(d) => c.default_timeout = d,
                 None => bad("WEFT_TASK_TIMEOUT", &v, "an ISO-8601 duration such as PT1H"),
             }
         }
         if let Some(v) = env("WEFT_TASK_TIMEOUT_MAX") {
-            match parse_iso_duration(&v) {
+            match parse_duration(&v) {
                 Some(d) => c.max_timeout = d,
                 None => bad(
                     "WEFT_TASK_TIMEOUT_MAX",
@@ -177,74 +177,15 @@ impl EngineConfig {
     }
 }
 
-/// Parse an ISO-8601 duration of weeks, days, hours, minutes and (fractional) seconds (`PT1S`,
-/// `P1DT2H`, `PT0.5S`).
-pub fn parse_iso_duration(s: &str) -> Option<Duration> {
-    let rest = s.trim().strip_prefix(['P', 'p'])?;
-    let (date, time) = match rest.find(['T', 't']) {
-        Some(i) => (&rest[..i], Some(&rest[i + 1..])),
-        None => (rest, None),
-    };
-    let mut secs = 0f64;
-    let mut any = false;
-    let mut num = String::new();
-    for c in date.chars() {
-        let unit = match c {
-            '0'..='9' | '.' => {
-                num.push(c);
-                continue;
-            }
-            'W' | 'w' => 604_800.0,
-            'D' | 'd' => 86_400.0,
-            _ => return None,
-        };
-        secs += num.parse::<f64>().ok()? * unit;
-        num.clear();
-        any = true;
-    }
-    if !num.is_empty() {
-        return None;
-    }
-    for c in time.unwrap_or("").chars() {
-        let unit = match c {
-            '0'..='9' | '.' => {
-                num.push(c);
-                continue;
-            }
-            'H' | 'h' => 3600.0,
-            'M' | 'm' => 60.0,
-            'S' | 's' => 1.0,
-            _ => return None,
-        };
-        secs += num.parse::<f64>().ok()? * unit;
-        num.clear();
-        any = true;
-    }
-    if !num.is_empty() || !any || !secs.is_finite() || secs < 0.0 {
-        return None;
-    }
-    Some(Duration::from_secs_f64(secs))
+/// An ISO-8601 duration as Kestra writes them (`PT1S`, `P1DT2H`, `PT0.5S`), non-negative.
+fn parse_duration(s: &str) -> Option<Duration> {
+    weft_flow::duration::parse(s).ok().and_then(|d| d.to_std())
 }
 
-/// Format a duration as ISO-8601 (`PT2S`, `PT0.5S`, `PT1H30M`).
-pub fn format_iso_duration(d: Duration) -> String {
-    let total = d.as_secs();
-    let (h, m, s) = (total / 3600, (total / 60) % 60, total % 60);
-    let mut out = String::from("PT");
-    if h > 0 {
-        out.push_str(&format!("{h}H"));
-    }
-    if m > 0 {
-        out.push_str(&format!("{m}M"));
-    }
-    let ms = d.subsec_millis();
-    if ms > 0 {
-        let frac = format!("{ms:03}");
-        out.push_str(&format!("{s}.{}S", frac.trim_end_matches('0')));
-    } else if s > 0 || (h == 0 && m == 0) {
-        out.push_str(&format!("{s}S"));
-    }
-    out
+/// A duration in ISO-8601, as Kestra prints them (`PT2S`, `PT1.5S`, `PT1H30M`).
+pub(crate) fn format_duration(d: Duration) -> String {
+    let nanos = i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+    weft_flow::duration::Duration::from_nanos(nanos).to_string()
 }
 
 #[cfg(test)]
@@ -253,20 +194,15 @@ mod tests {
 
     #[test]
     fn durations_round_trip() {
-        assert_eq!(parse_iso_duration("PT1S"), Some(Duration::from_secs(1)));
-        assert_eq!(
-            parse_iso_duration("P1DT1M"),
-            Some(Duration::from_secs(86_460))
-        );
-        assert_eq!(
-            parse_iso_duration("PT0.25S"),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(parse_iso_duration("1s"), None);
-        assert_eq!(parse_iso_duration("PT"), None);
-        assert_eq!(format_iso_duration(Duration::from_secs(2)), "PT2S");
-        assert_eq!(format_iso_duration(Duration::from_millis(1500)), "PT1.5S");
-        assert_eq!(format_iso_duration(Duration::from_secs(5400)), "PT1H30M");
-        assert_eq!(format_iso_duration(Duration::ZERO), "PT0S");
+        assert_eq!(parse_duration("PT1S"), Some(Duration::from_secs(1)));
+        assert_eq!(parse_duration("P1DT1M"), Some(Duration::from_secs(86_460)));
+        assert_eq!(parse_duration("PT0.25S"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1s"), None);
+        assert_eq!(parse_duration("-PT1S"), None);
+        assert_eq!(parse_duration("PT"), None);
+        assert_eq!(format_duration(Duration::from_secs(2)), "PT2S");
+        assert_eq!(format_duration(Duration::from_millis(1500)), "PT1.5S");
+        assert_eq!(format_duration(Duration::from_secs(5400)), "PT1H30M");
+        assert_eq!(format_duration(Duration::ZERO), "PT0S");
     }
 }

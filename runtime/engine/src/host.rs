@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 
 use serde_json::Value;
+use weft_flow::expr::{Context, Renderer};
 
 use crate::TaskContext;
 
@@ -40,12 +41,12 @@ pub trait TaskHost: Send + Sync {
     fn delete_file<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<bool, String>>;
 }
 
-/// A host for tests and the CLI: files in memory, and templates rendered by plain substitution of
-/// `{{ path.to.value }}` from the variables (no filters or functions; the worker plugs in the real
-/// expression engine).
+/// A host for tests and benchmarks: files in memory, and templates rendered by weft's expression
+/// engine over the request's variables (functions that need storage, secrets or the KV store fail).
 #[derive(Debug, Default)]
 pub struct MemoryHost {
     files: Mutex<BTreeMap<String, Vec<u8>>>,
+    renderer: Renderer,
 }
 
 impl MemoryHost {
@@ -67,46 +68,6 @@ impl MemoryHost {
     }
 }
 
-/// Substitute `{{ a.b.c }}` with values looked up in `variables` (strings as they are, other
-/// values as JSON). Anything else inside `{{ }}` is an error.
-pub fn render_simple(template: &str, variables: &Value) -> Result<String, String> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("unclosed expression in {template:?}"))?;
-        let expr = after[..end].trim();
-        let mut v = variables;
-        for part in expr.split('.') {
-            let valid = !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-            if !valid {
-                return Err(format!(
-                    "cannot render {{{{ {expr} }}}}: only variable paths are supported here"
-                ));
-            }
-            v = match v {
-                Value::Object(m) => m.get(part),
-                Value::Array(a) => part.parse::<usize>().ok().and_then(|i| a.get(i)),
-                _ => None,
-            }
-            .ok_or_else(|| format!("{{{{ {expr} }}}}: {part} is not defined"))?;
-        }
-        match v {
-            Value::String(s) => out.push_str(s),
-            other => out.push_str(&other.to_string()),
-        }
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 impl TaskHost for MemoryHost {
     fn render(
         &self,
@@ -114,7 +75,15 @@ impl TaskHost for MemoryHost {
         _ctx: &TaskContext,
         variables: &Value,
     ) -> Result<String, String> {
-        render_simple(template, variables)
+        let ctx = Context {
+            vars: variables,
+            now: chrono::Utc::now(),
+            seed: 0,
+            host: None,
+        };
+        self.renderer
+            .render(template, &ctx)
+            .map_err(|e| e.to_string())
     }
 
     fn read_file<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<Vec<u8>, String>> {
@@ -171,15 +140,17 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn renders_paths() {
+    fn renders_with_the_expression_engine() {
+        let host = MemoryHost::new();
+        let ctx = TaskContext::example();
         let vars = json!({"inputs": {"name": "world", "n": 3}, "list": ["a", "b"]});
+        let render = |t: &str| host.render(t, &ctx, &vars);
         assert_eq!(
-            render_simple("Hello {{ inputs.name }}!", &vars).as_deref(),
+            render("Hello {{ inputs.name }}!").as_deref(),
             Ok("Hello world!")
         );
-        assert_eq!(render_simple("{{inputs.n}}", &vars).as_deref(), Ok("3"));
-        assert_eq!(render_simple("{{ list.1 }}", &vars).as_deref(), Ok("b"));
-        assert!(render_simple("{{ inputs.missing }}", &vars).is_err());
-        assert!(render_simple("{{ inputs.name | upper }}", &vars).is_err());
+        assert_eq!(render("{{ inputs.name | upper }}").as_deref(), Ok("WORLD"));
+        assert_eq!(render("{{ list[1] }}").as_deref(), Ok("b"));
+        assert!(render("{{ inputs.missing }}").is_err());
     }
 }

@@ -38,9 +38,9 @@ mod registry;
 mod run;
 mod state;
 
-pub use config::{EngineConfig, Limits, Pooling, format_iso_duration, parse_iso_duration};
+pub use config::{EngineConfig, Limits, Pooling};
 pub use engine::Engine;
-pub use host::{BoxFuture, MemoryHost, TaskHost, render_simple};
+pub use host::{BoxFuture, MemoryHost, TaskHost};
 pub use http::AllowList;
 pub use outcome::{AttemptFailure, AttemptOutcome, Level, LogLine, Metric, MetricKind, TaskError};
 pub use registry::{LoadError, Plugin, PluginSource, Registry, TaskType, default_plugins_dir};

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::format_iso_duration;
+use crate::config::format_duration;
 
 /// A log level, as Kestra's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -93,7 +93,7 @@ pub enum AttemptFailure {
         type_name: String,
     },
     /// The wall-time limit (the task's `timeout`) was reached.
-    #[error("timeout after {}", format_iso_duration(*after))]
+    #[error("timeout after {}", format_duration(*after))]
     Timeout {
         /// The limit.
         after: Duration,
