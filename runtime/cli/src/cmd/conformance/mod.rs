@@ -47,6 +47,10 @@ pub(crate) struct Args {
     /// Print only failures and the summary.
     #[arg(long, short)]
     quiet: bool,
+    /// Where executions are kept while cases run (`memory://`, a local folder, `s3://bucket/prefix`):
+    /// every case gets its own prefix below it.
+    #[arg(long, env = "WEFT_STORAGE", default_value = "memory://")]
+    store: String,
 }
 
 /// Runs the corpus.
@@ -60,7 +64,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => Default::default(),
     };
     let registry = crate::registry::load()?;
-    let mut env = run_kinds::Env::new(&args.dir);
+    let mut env = run_kinds::Env::new(&args.dir, &args.store);
     let (mut passed, mut failed, mut skipped) = (0usize, 0usize, 0usize);
     let selected: Vec<&Case> = cases
         .iter()

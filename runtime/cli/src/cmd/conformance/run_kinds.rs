@@ -25,6 +25,7 @@ pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// type registry with the plugins' task types, and the raw case objects.
 pub(crate) struct Env {
     dir: PathBuf,
+    store: String,
     raw: Option<HashMap<String, Json>>,
     inner: Option<Inner>,
 }
@@ -38,9 +39,10 @@ pub(crate) struct Inner {
 
 impl Env {
     /// An environment for the corpus in `dir`.
-    pub(crate) fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path, store: &str) -> Self {
         Env {
             dir: dir.to_path_buf(),
+            store: store.to_string(),
             raw: None,
             inner: None,
         }
@@ -49,6 +51,23 @@ impl Env {
     /// The corpus folder.
     pub(crate) fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The URL of the store a case runs on: `memory://` as it is, otherwise a fresh prefix (or
+    /// folder) of its own below the configured one, so cases never see each other's objects.
+    pub(crate) fn store_url(&self, case: &str) -> String {
+        if self.store == "memory://" {
+            return self.store.clone();
+        }
+        let slug: String = case
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        format!("{}/{slug}-{unique}", self.store.trim_end_matches('/'))
     }
 
     /// The case object as written in `cases.json`.
@@ -288,6 +307,7 @@ pub(crate) fn run(env: &mut Env, case: &Case) -> Outcome {
 fn run_inner(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     let raw = env.raw_case(&case.name)?;
     let dir = env.dir().to_path_buf();
+    let store_url = env.store_url(&case.name);
     let inner = env.inner()?;
     let globals = match setup_globals(&raw) {
         Ok(g) => g,
@@ -308,7 +328,7 @@ fn run_inner(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     });
     let sink = Arc::new(LogSink::default());
     inner.rt.block_on(async {
-        let store = weft_store::open("memory://").await?;
+        let store = weft_store::open(&store_url).await?;
         let runner = Runner::new(inner.engine.clone(), store, inner.renderer.clone(), catalog)
             .with_observer(sink.clone());
         let mut session = runner.session();

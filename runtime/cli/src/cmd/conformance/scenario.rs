@@ -41,6 +41,7 @@ pub(crate) fn run(env: &mut Env, case: &Case) -> Outcome {
 fn run_inner(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     let raw = env.raw_case(&case.name)?;
     let dir = env.dir().to_path_buf();
+    let store_url = env.store_url(&case.name);
     let inner = env.inner()?;
     let globals = match run_kinds::setup_globals(&raw) {
         Ok(g) => g,
@@ -101,7 +102,7 @@ fn run_inner(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     }
     let sink = Arc::new(LogSink::default());
     inner.rt.block_on(async {
-        let store = weft_store::open("memory://").await?;
+        let store = weft_store::open(&store_url).await?;
         let runner = Runner::new(inner.engine.clone(), store, inner.renderer.clone(), catalog)
             .with_observer(sink.clone());
         let mut s = Scenario {
