@@ -23,6 +23,8 @@ enum Command {
     Plugins(cmd::plugins::Args),
     /// Run a flow to its end in this process, on the embedded local store (`.weft/`).
     Run(cmd::run::Args),
+    /// Serve the HTTP API (Kestra's paths under /api/v1) on one instance.
+    Server(cmd::server::Args),
     /// Storage tools: `weft storage check URL` verifies a store honours conditional writes.
     Storage(cmd::storage::Args),
     /// Run a conformance corpus (a folder with `cases.json`) and compare with its expectations.
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Command::Conformance(args) => cmd::conformance::run(args),
         Command::Run(args) => cmd::run::run(args),
         Command::Storage(args) => cmd::storage::run(args),
+        Command::Server(args) => cmd::server::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,4 +1,6 @@
 //! weft-server: the stateless HTTP executor (Kestra-shaped API, webhooks, dispatch, tick), and the
 //! driver loop that both `weft run` and the server use to advance executions.
 
+pub mod api;
 pub mod runner;
+pub mod setup;

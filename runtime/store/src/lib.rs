@@ -14,6 +14,7 @@ mod key;
 mod local;
 mod memory;
 mod object;
+mod prefixed;
 mod s3;
 mod stats;
 mod url;
@@ -32,6 +33,7 @@ pub use object::{
     BodyReader, Condition, DynStore, ListEntry, ListOptions, ListPage, MAX_LIST_PAGE, Object,
     ObjectMeta, ObjectReader, ObjectStore, PageToken, Version,
 };
+pub use prefixed::PrefixedStore;
 pub use s3::{DEFAULT_PART_SIZE, MIN_PART_SIZE, S3Options, S3Store};
 pub use stats::{RequestCounts, RequestKind, RequestStats};
 pub use url::{StoreUrl, open};

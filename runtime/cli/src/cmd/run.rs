@@ -130,12 +130,7 @@ fn read_flow(path: &Path, registry: &weft_flow::Registry) -> anyhow::Result<weft
 }
 
 fn storage_url(store: &str) -> anyhow::Result<String> {
-    if store.contains("://") {
-        return Ok(store.to_string());
-    }
-    std::fs::create_dir_all(store).with_context(|| format!("cannot create {store}"))?;
-    let abs = std::fs::canonicalize(store).with_context(|| format!("cannot resolve {store}"))?;
-    Ok(format!("file://{}", abs.display()))
+    Ok(weft_server::setup::storage_url(store)?)
 }
 
 fn split_pair<'a>(kv: &'a str, flag: &str) -> anyhow::Result<(&'a str, &'a str)> {

@@ -46,7 +46,10 @@ impl Runner {
     /// A session driving executions of this runner step by step.
     pub fn session(&self) -> Session<'_> {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (ext_tx, ext_rx) = mpsc::unbounded_channel();
         Session {
+            ext_tx,
+            ext_rx,
             runner: self,
             lives: HashMap::new(),
             pending: IndexMap::new(),
@@ -61,7 +64,20 @@ impl Runner {
 /// What woke the driver up.
 enum Wake {
     Finished(Option<Finished>),
+    External(Option<(String, Event)>),
     Timer,
+}
+
+/// Sends events (kill, resume) to the executions of a [`Session`] from elsewhere (another
+/// task): they are applied at the session's next step, while it drives.
+#[derive(Debug, Clone)]
+pub struct SessionSender(mpsc::UnboundedSender<(String, Event)>);
+
+impl SessionSender {
+    /// Queues `event` for execution `id`; false when the session is gone.
+    pub fn send(&self, id: &str, event: Event) -> bool {
+        self.0.send((id.to_string(), event)).is_ok()
+    }
 }
 
 type Timers = BinaryHeap<Reverse<(DateTime<Utc>, String, TimerKey)>>;
@@ -75,6 +91,8 @@ pub struct Session<'r> {
     attempts: HashMap<(String, String, u32), tokio::task::JoinHandle<()>>,
     tx: mpsc::UnboundedSender<Finished>,
     rx: mpsc::UnboundedReceiver<Finished>,
+    ext_tx: mpsc::UnboundedSender<(String, Event)>,
+    ext_rx: mpsc::UnboundedReceiver<(String, Event)>,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -106,7 +124,7 @@ impl Session<'_> {
         raw: bool,
     ) -> Result<String, RunError> {
         let runner = self.runner;
-        let executor = runner.catalog.get(namespace, id)?;
+        let executor = runner.catalog.resolve(namespace, id).await?;
         let now = Utc::now();
         let exec = executor.create_execution(rand::random::<u64>(), now);
         let files = runner.files_of(&exec)?;
@@ -134,7 +152,10 @@ impl Session<'_> {
             weft_executor::inputs::read_inputs(executor.flow(), &values, &ictx)
         }
         .map_err(|e| RunError::Inputs(e.to_string()))?;
-        let exec = exec.with_inputs(inputs).with_labels(req.labels);
+        let mut exec = exec.with_inputs(inputs).with_labels(req.labels);
+        if let Some(trigger) = req.trigger {
+            exec = exec.with_trigger(trigger);
+        }
         let exec_id = exec.id.clone();
         let running = self.running_of(namespace, id);
         runner
@@ -145,6 +166,46 @@ impl Session<'_> {
             .or_default()
             .push(Event::Start { running });
         Ok(exec_id)
+    }
+
+    /// A handle that queues events for this session's executions from another task.
+    pub fn sender(&self) -> SessionSender {
+        SessionSender(self.ext_tx.clone())
+    }
+
+    /// Takes an execution stored earlier (by this or another process) into the session, with
+    /// the flow revision it was created with: it can then be resumed, killed, restarted or
+    /// replayed. Nothing runs until [`Session::drive_until`]. Returns it as read.
+    pub async fn load(&mut self, id: &str) -> Result<Execution, RunError> {
+        if let Some(live) = self.lives.get(id) {
+            return Ok(live.current.value.clone());
+        }
+        let runner = self.runner;
+        let current = runner
+            .repo()
+            .find(id)
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| RunError::UnknownExecution(id.to_string()))?;
+        let exec = &current.value;
+        let executor = runner
+            .catalog
+            .resolve_revision(&exec.namespace, &exec.flow_id, Some(exec.flow_revision))
+            .await?;
+        let files = runner.files_of(exec)?;
+        let done = exec.state.current.is_terminal();
+        let snapshot = exec.clone();
+        self.lives.insert(
+            id.to_string(),
+            Live {
+                executor,
+                current,
+                files,
+                parent: None,
+                done,
+            },
+        );
+        Ok(snapshot)
     }
 
     /// How many executions of `namespace.id` are running now (for the flow's `concurrency`).
@@ -206,11 +267,19 @@ impl Session<'_> {
             let wait = timer_wait.map_or(limit, |w| w.min(limit));
             let wake = tokio::select! {
                 finished = self.rx.recv() => Wake::Finished(finished),
+                external = self.ext_rx.recv() => Wake::External(external),
                 () = tokio::time::sleep(wait) => Wake::Timer,
             };
             match wake {
                 Wake::Finished(None) => {
                     return Err(RunError::Storage("the worker channel closed".into()));
+                }
+                Wake::External(None) => {}
+                Wake::External(Some((id, event))) => {
+                    self.pending.entry(id).or_default().push(event);
+                    while let Ok((id, event)) = self.ext_rx.try_recv() {
+                        self.pending.entry(id).or_default().push(event);
+                    }
                 }
                 Wake::Finished(Some(first)) => {
                     let mut batch = vec![first];
@@ -303,7 +372,10 @@ impl Session<'_> {
                 executor.restart(exec, now)
             })
             .await
-            .map_err(|e| RunError::Inputs(e.to_string()))?;
+            .map_err(|e| match e {
+                weft_store::repo::UpdateError::Aborted(e) => RunError::InvalidState(e.to_string()),
+                weft_store::repo::UpdateError::Repo(e) => storage(e),
+            })?;
         live.current = Versioned {
             value: updated.value,
             version: updated.version,
@@ -335,7 +407,7 @@ impl Session<'_> {
                 rand::random::<u64>(),
                 Utc::now(),
             )
-            .map_err(|e| RunError::Inputs(e.to_string()))?;
+            .map_err(|e| RunError::InvalidState(e.to_string()))?;
         let files = runner.files_of(&exec)?;
         let snapshot = exec.clone();
         let new_id = exec.id.clone();

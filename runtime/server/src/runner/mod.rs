@@ -26,8 +26,8 @@ use weft_flow::expr::Renderer;
 use weft_flow::model::{Flow, Label};
 use weft_store::DynStore;
 use weft_store::repo::{
-    ExecutionFiles, ExecutionRepo, FilesExprHost, OffloadConfig, ResultRepo, Versioned,
-    offload_outputs,
+    ExecutionFiles, ExecutionIndex, ExecutionRepo, FilesExprHost, IndexEntry, LogRepo,
+    OffloadConfig, ResultRepo, Versioned, offload_outputs,
 };
 
 use host::AttemptHost;
@@ -46,7 +46,9 @@ pub enum RunError {
         message: String,
     },
     /// A Subflow task names a flow that is not available.
-    #[error("flow {0} is not available (pass the folder that holds it with --flows)")]
+    #[error(
+        "flow {0} does not exist (with `weft run`, pass the folder that holds it with --flows)"
+    )]
     UnknownFlow(String),
     /// The execution's inputs are invalid.
     #[error("{0}")]
@@ -54,6 +56,12 @@ pub enum RunError {
     /// Storage failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// No execution has this id.
+    #[error("execution {0} does not exist")]
+    UnknownExecution(String),
+    /// The execution is not in a state that allows the action.
+    #[error("{0}")]
+    InvalidState(String),
 }
 
 /// What the runner reports as it goes (the CLI prints it).
@@ -73,21 +81,45 @@ pub trait Observer: Send + Sync {
 pub struct Silent;
 impl Observer for Silent {}
 
-/// Flows the runner can start (the flow run, and those Subflow tasks call), by `namespace.id`.
+/// Where a [`Catalog`] finds the flows it was not given: e.g. the flows of a tenant in storage.
+/// `revision` is `None` for the latest one.
+pub trait FlowSource: Send + Sync {
+    /// The executor of `namespace.id` (at `revision`), `Ok(None)` when there is no such flow.
+    fn load<'a>(
+        &'a self,
+        namespace: &'a str,
+        id: &'a str,
+        revision: Option<u32>,
+    ) -> weft_engine::BoxFuture<'a, Result<Option<Arc<Executor>>, RunError>>;
+}
+
+/// Flows the runner can start (the flow run, and those Subflow tasks call), by `namespace.id`:
+/// the flows added, then those of the [`FlowSource`], if any.
 #[derive(Default)]
 pub struct Catalog {
     flows: HashMap<String, Arc<Executor>>,
+    source: Option<Arc<dyn FlowSource>>,
+    loaded: std::sync::Mutex<HashMap<String, Arc<Executor>>>,
 }
 
 impl std::fmt::Debug for Catalog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Catalog")
             .field("flows", &self.flows.keys().collect::<Vec<_>>())
+            .field("source", &self.source.is_some())
             .finish()
     }
 }
 
 impl Catalog {
+    /// A catalog that loads every flow from `source` (each loaded once per catalog).
+    pub fn from_source(source: Arc<dyn FlowSource>) -> Self {
+        Catalog {
+            source: Some(source),
+            ..Catalog::default()
+        }
+    }
+
     /// Adds a flow.
     pub fn add(
         &mut self,
@@ -107,11 +139,43 @@ impl Catalog {
         Ok(())
     }
 
-    fn get(&self, namespace: &str, id: &str) -> Result<Arc<Executor>, RunError> {
-        self.flows
-            .get(&format!("{namespace}.{id}"))
-            .cloned()
-            .ok_or_else(|| RunError::UnknownFlow(format!("{namespace}.{id}")))
+    /// The executor of `namespace.id`: an added flow, else the latest revision from the source.
+    pub async fn resolve(&self, namespace: &str, id: &str) -> Result<Arc<Executor>, RunError> {
+        self.resolve_revision(namespace, id, None).await
+    }
+
+    /// As [`Catalog::resolve`], at one revision when the flow comes from the source (the revision
+    /// an execution was created with).
+    pub async fn resolve_revision(
+        &self,
+        namespace: &str,
+        id: &str,
+        revision: Option<u32>,
+    ) -> Result<Arc<Executor>, RunError> {
+        let name = format!("{namespace}.{id}");
+        if let Some(e) = self.flows.get(&name) {
+            return Ok(e.clone());
+        }
+        let Some(source) = &self.source else {
+            return Err(RunError::UnknownFlow(name));
+        };
+        let cache_key = format!("{name}@{}", revision.map_or(0, |r| r));
+        if let Some(e) = self
+            .loaded
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&cache_key).cloned())
+        {
+            return Ok(e);
+        }
+        let executor = source
+            .load(namespace, id, revision)
+            .await?
+            .ok_or(RunError::UnknownFlow(name))?;
+        if let Ok(mut m) = self.loaded.lock() {
+            m.insert(cache_key, executor.clone());
+        }
+        Ok(executor)
     }
 }
 
@@ -124,6 +188,9 @@ pub struct StartRequest {
     pub files: Vec<(String, String, Vec<u8>)>,
     /// Labels given at creation.
     pub labels: Vec<Label>,
+    /// What started the execution (`trigger` in expressions; a webhook's body, headers and
+    /// parameters), when not a user.
+    pub trigger: Option<Json>,
 }
 
 /// Runs executions to their end in this process.
@@ -199,7 +266,7 @@ impl Runner {
         id: &str,
         req: StartRequest,
     ) -> Result<Execution, RunError> {
-        let executor = self.catalog.get(namespace, id)?;
+        let executor = self.catalog.resolve(namespace, id).await?;
         let now = Utc::now();
         let seed = rand::random::<u64>();
         let exec = executor.create_execution(seed, now);
@@ -213,7 +280,10 @@ impl Runner {
         let ictx = InputContext::new(&exec.id, now, &self.renderer);
         let inputs = weft_executor::inputs::read_inputs(executor.flow(), &raw, &ictx)
             .map_err(|e| RunError::Inputs(e.to_string()))?;
-        let exec = exec.with_inputs(inputs).with_labels(req.labels);
+        let mut exec = exec.with_inputs(inputs).with_labels(req.labels);
+        if let Some(trigger) = req.trigger {
+            exec = exec.with_trigger(trigger);
+        }
         let root = exec.id.clone();
         let mut lives = HashMap::new();
         self.create(&mut lives, executor, exec, files, None).await?;
@@ -238,6 +308,7 @@ impl Runner {
         parent: Option<(String, String)>,
     ) -> Result<(), RunError> {
         let version = self.repo().create(&exec.id, &exec).await.map_err(storage)?;
+        self.index(&exec).await;
         lives.insert(
             exec.id.clone(),
             Live {
@@ -341,11 +412,39 @@ impl Runner {
             })
             .await
             .map_err(|e| RunError::Storage(e.to_string()))?;
+        let state_changed = live.current.value.state.current != updated.value.state.current;
         live.current = Versioned {
             value: updated.value,
             version: updated.version,
         };
+        if state_changed {
+            self.index(&live.current.value).await;
+        }
         Ok(updated.result)
+    }
+
+    /// Writes the execution's entry in the execution index (derived data: a failure is logged,
+    /// the execution goes on).
+    pub(crate) async fn index(&self, exec: &Execution) {
+        let Some(start_date) = exec
+            .state
+            .start_date
+            .or_else(|| exec.state.histories.first().map(|h| h.date))
+        else {
+            return;
+        };
+        let entry = IndexEntry {
+            namespace: exec.namespace.clone(),
+            flow_id: exec.flow_id.clone(),
+            id: exec.id.clone(),
+            start_date,
+            state: exec.state.current.as_str().to_string(),
+            end_date: exec.state.end_date,
+            extra: Json::Null,
+        };
+        if let Err(e) = ExecutionIndex::new(self.store.clone()).put(&entry).await {
+            tracing::warn!(execution = %exec.id, error = %e, "could not index the execution");
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -381,7 +480,7 @@ impl Runner {
                 }
             }
             Effect::StartSubflow(sub) => {
-                let executor = self.catalog.get(&sub.namespace, &sub.flow_id)?;
+                let executor = self.catalog.resolve(&sub.namespace, &sub.flow_id).await?;
                 let now = Utc::now();
                 let mut exec = Execution::new(executor.flow(), sub.execution_id.clone(), now)
                     .with_labels(sub.labels.clone())
@@ -505,6 +604,7 @@ impl Runner {
         let observer = self.observer.clone();
         let offload = self.offload;
         let exec_for_observer = exec.clone();
+        let flow_of = (exec.namespace.clone(), exec.flow_id.clone());
         tokio::spawn(async move {
             let started = Instant::now();
             let outcome = engine.run_attempt(request).await;
@@ -515,6 +615,42 @@ impl Runner {
                     &format!("{:?}", line.level).to_uppercase(),
                     &line.message,
                 );
+            }
+            let mut records: Vec<Json> = outcome
+                .logs
+                .iter()
+                .map(|line| {
+                    log_record(
+                        &flow_of,
+                        &task,
+                        &format!("{:?}", line.level).to_uppercase(),
+                        &line.message,
+                        DateTime::<Utc>::from_timestamp_millis(
+                            i64::try_from(line.timestamp_ms).unwrap_or(i64::MAX),
+                        ),
+                    )
+                })
+                .collect();
+            if let Err(failure) = &outcome.result {
+                records.push(log_record(
+                    &flow_of,
+                    &task,
+                    "ERROR",
+                    &failure.to_string(),
+                    Some(Utc::now()),
+                ));
+            }
+            if !records.is_empty()
+                && let Err(e) = LogRepo::new(store.clone())
+                    .put(
+                        &task.execution_id,
+                        &task.task_run_id,
+                        task.attempt,
+                        &records,
+                    )
+                    .await
+            {
+                tracing::warn!(error = %e, "could not store the logs of an attempt");
             }
             let (state, mut outputs) = match outcome.result {
                 Ok(Json::Object(map)) => (State::Success, map),
@@ -580,6 +716,27 @@ impl Runner {
             });
         })
     }
+}
+
+/// One log record as Kestra's API shows it (`LogEntry`).
+fn log_record(
+    flow: &(String, String),
+    task: &RunTask,
+    level: &str,
+    message: &str,
+    at: Option<DateTime<Utc>>,
+) -> Json {
+    serde_json::json!({
+        "namespace": flow.0,
+        "flowId": flow.1,
+        "taskId": task.task_id,
+        "executionId": task.execution_id,
+        "taskRunId": task.task_run_id,
+        "attemptNumber": task.attempt,
+        "timestamp": at.unwrap_or_else(Utc::now).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "level": level,
+        "message": message,
+    })
 }
 
 fn storage(e: impl std::fmt::Display) -> RunError {

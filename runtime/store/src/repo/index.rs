@@ -189,6 +189,49 @@ impl ExecutionIndex {
             .collect())
     }
 
+    /// The executions of every namespace that is `namespace` or below it (`io.kestra` matches
+    /// `io.kestra` and `io.kestra.tests`, not `io.kestrax`), or of every namespace when `None`,
+    /// from keys alone, in key order. 1 LIST request per 1,000 keys under the namespace's prefix.
+    pub async fn list_under(&self, namespace: Option<&str>) -> RepoResult<Vec<IndexKey>> {
+        let base = "index/executions/";
+        let prefix = match namespace {
+            Some(ns) => {
+                names::namespace(ns)?;
+                format!("{base}{ns}")
+            }
+            None => base.to_owned(),
+        };
+        let entries = self.store.list_all(&prefix).await.map_err(|e| {
+            RepoError::store(
+                format!("execution index under `{}`", namespace.unwrap_or("")),
+                e,
+            )
+        })?;
+        Ok(entries
+            .iter()
+            .filter_map(|e| {
+                let rest = e.key.as_str().strip_prefix(base)?;
+                let (ns, rest) = rest.split_once('/')?;
+                if let Some(want) = namespace
+                    && ns != want
+                    && !ns.strip_prefix(want).is_some_and(|r| r.starts_with('.'))
+                {
+                    return None;
+                }
+                let (flow_id, name) = rest.split_once('/')?;
+                let date = name.get(..DATE_LEN)?;
+                let id = name.get(DATE_LEN..)?.strip_prefix('-')?;
+                let start_date = DateTime::parse_from_rfc3339(date).ok()?.with_timezone(&Utc);
+                Some(IndexKey {
+                    namespace: ns.to_owned(),
+                    flow_id: flow_id.to_owned(),
+                    id: id.to_owned(),
+                    start_date,
+                })
+            })
+            .collect())
+    }
+
     /// As [`ExecutionIndex::list`], with each entry's body (state, ...): 1 more GET per entry.
     pub async fn list_entries(&self, query: &IndexQuery<'_>) -> RepoResult<Vec<IndexEntry>> {
         let mut out = Vec::new();

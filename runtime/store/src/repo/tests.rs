@@ -736,6 +736,12 @@ async fn index_lists_by_flow_and_date(env: Env) {
         to: None,
     };
     assert_eq!(ids(index.list(&q2).await.unwrap()), vec!["e3", "e4"]);
+    // `a.b` and below, never `a.bc`; and every namespace
+    let mut under = ids(index.list_under(Some("a.b")).await.unwrap());
+    under.sort();
+    assert_eq!(under, vec!["e1", "e2", "e3", "e4"]);
+    assert_eq!(index.list_under(Some("a")).await.unwrap().len(), 5);
+    assert_eq!(index.list_under(None).await.unwrap().len(), 5);
     index.delete(&got[0]).await.unwrap();
     assert!(index.get(&got[0]).await.unwrap().is_none());
 }

@@ -1,0 +1,202 @@
+//! Configuration of `weft server`, in layers: the defaults, then a YAML file (`--config`),
+//! then `WEFT_*` environment variables (`WEFT_LISTEN`, `WEFT_STORAGE`, `WEFT_PLUGINS`,
+//! `WEFT_AUTH_TOKEN`, `WEFT_INSECURE_NO_AUTH`, `WEFT_WAIT_TIMEOUT_SECS`,
+//! `WEFT_SHUTDOWN_GRACE_SECS`, `WEFT_MAX_BODY_BYTES`), then command-line flags; then
+//! [`ServerConfig::validate`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Yaml};
+use serde::{Deserialize, Serialize};
+
+/// The environment variables the server reads (after the `WEFT_` prefix, lower-cased).
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "storage",
+    "plugins",
+    "auth_token",
+    "insecure_no_auth",
+    "wait_timeout_secs",
+    "shutdown_grace_secs",
+    "max_body_bytes",
+];
+
+/// Everything `weft server` can be told.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `listen: 127.0.0.1:8080`: the address to listen on.
+    pub listen: SocketAddr,
+    /// `storage: .weft`: a folder, or a storage URL (`s3://bucket/prefix`, `file:///path`).
+    pub storage: String,
+    /// `plugins: DIR`: a folder of extra plugins (`*.wasm`).
+    pub plugins: Option<PathBuf>,
+    /// `auth_token: ...`: when set, every API call needs `Authorization: Bearer <token>`.
+    pub auth_token: Option<String>,
+    /// `insecure_no_auth: true`: allows a non-loopback address without `auth_token`.
+    pub insecure_no_auth: bool,
+    /// `wait_timeout_secs: 300`: the longest `?wait=true` waits before answering with the
+    /// execution as it is.
+    pub wait_timeout_secs: u64,
+    /// `shutdown_grace_secs: 30`: on SIGTERM or ctrl-c, how long running executions may go on
+    /// before the process exits (their state stays in storage).
+    pub shutdown_grace_secs: u64,
+    /// `max_body_bytes: 104857600`: the largest request body (file uploads included).
+    pub max_body_bytes: usize,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("listen", &self.listen)
+            .field("storage", &self.storage)
+            .field("plugins", &self.plugins)
+            .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
+            .field("insecure_no_auth", &self.insecure_no_auth)
+            .field("wait_timeout_secs", &self.wait_timeout_secs)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            storage: ".weft".into(),
+            plugins: None,
+            auth_token: None,
+            insecure_no_auth: false,
+            wait_timeout_secs: 300,
+            shutdown_grace_secs: 30,
+            max_body_bytes: 100 * 1024 * 1024,
+        }
+    }
+}
+
+/// Values given as command-line flags (each overrides every other layer when set).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConfigOverrides {
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--storage`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
+    /// `--plugins`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugins: Option<PathBuf>,
+    /// `--auth-token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth_token: Option<String>,
+    /// `--insecure-no-auth`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure_no_auth: Option<bool>,
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A layer could not be read, or a value has the wrong type.
+    #[error("configuration: {0}")]
+    Invalid(Box<figment::Error>),
+    /// The configuration file does not exist.
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    /// A non-loopback address without a token.
+    #[error(
+        "refusing to listen on {0} without authentication: set WEFT_AUTH_TOKEN (or --auth-token), listen on 127.0.0.1, or pass --insecure-no-auth"
+    )]
+    Insecure(SocketAddr),
+    /// An empty token.
+    #[error("auth_token is empty: give a token, or leave it unset")]
+    EmptyToken,
+}
+
+impl ServerConfig {
+    /// Reads the layers (defaults, `file`, `WEFT_*` environment, `flags`) and validates them.
+    pub fn load(file: Option<&Path>, flags: &ConfigOverrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(ServerConfig::default()));
+        if let Some(file) = file {
+            if !file.is_file() {
+                return Err(ConfigError::MissingFile(file.to_path_buf()));
+            }
+            figment = figment.merge(Yaml::file(file));
+        }
+        let config: ServerConfig = figment
+            .merge(Env::prefixed("WEFT_").only(ENV_KEYS))
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Refuses what must not run: a non-loopback address without authentication (unless
+    /// `insecure_no_auth`), an empty token.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth_token.as_deref().is_some_and(str::is_empty) {
+            return Err(ConfigError::EmptyToken);
+        }
+        if !self.listen.ip().is_loopback() && self.auth_token.is_none() && !self.insecure_no_auth {
+            return Err(ConfigError::Insecure(self.listen));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layers_apply_in_order() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("weft.yaml", "listen: 127.0.0.1:9000\nstorage: /from/file\n")?;
+            jail.set_env("WEFT_STORAGE", "/from/env");
+            jail.set_env("WEFT_LOG", "debug");
+            let c = ServerConfig::load(Some(Path::new("weft.yaml")), &ConfigOverrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.listen.port(), 9000);
+            assert_eq!(c.storage, "/from/env");
+            let flags = ConfigOverrides {
+                storage: Some("/from/flag".into()),
+                ..Default::default()
+            };
+            let c = ServerConfig::load(Some(Path::new("weft.yaml")), &flags)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.storage, "/from/flag");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn public_address_needs_auth_or_an_explicit_flag() {
+        let mut c = ServerConfig {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..Default::default()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::Insecure(_))));
+        c.auth_token = Some("t".into());
+        assert!(c.validate().is_ok());
+        c.auth_token = None;
+        c.insecure_no_auth = true;
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_in_the_file_are_refused() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("weft.yaml", "listne: 127.0.0.1:9000\n")?;
+            let err = ServerConfig::load(Some(Path::new("weft.yaml")), &ConfigOverrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("listne"), "{err}");
+            Ok(())
+        });
+    }
+}

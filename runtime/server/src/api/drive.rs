@@ -1,0 +1,254 @@
+//! Executions driven by this process: each start (or action on a stored execution) gets a tokio
+//! task with its own [`Session`] of the runner, which advances the execution (and the subflows
+//! it starts) to its end, writing every step to storage. While it runs, kill and resume
+//! requests reach it through the session's sender; once it ended, the task is gone and later
+//! actions load the execution from storage again, here or on any other instance.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value as Json};
+use tokio::sync::{Notify, oneshot, watch};
+use weft_executor::{Event, Execution, Executor};
+use weft_flow::expr::Renderer;
+use weft_store::DynStore;
+use weft_store::repo::FlowRepo;
+
+use super::App;
+use crate::runner::control::{Session, SessionSender};
+use crate::runner::{Catalog, FlowSource, RunError, Runner, StartRequest};
+
+/// How an execution comes into a driver.
+#[derive(Debug)]
+pub(crate) enum Init {
+    /// A new execution of a flow.
+    Start {
+        namespace: String,
+        flow_id: String,
+        req: StartRequest,
+    },
+    /// A stored execution, and what to do with it.
+    Load { id: String, action: Action },
+}
+
+/// An action on a stored execution.
+#[derive(Debug)]
+pub(crate) enum Action {
+    Restart,
+    Replay { task_run_id: String },
+    Resume { inputs: Map<String, Json> },
+    Kill,
+}
+
+/// A driven execution: its document when the driver took it (CREATED for a start, RESTARTED
+/// for a restart, ...), and its final document once it ended.
+pub(crate) struct Driven {
+    pub(crate) first: Execution,
+    pub(crate) done: watch::Receiver<Option<Execution>>,
+}
+
+/// The drivers of this process.
+#[derive(Default)]
+pub(crate) struct Drivers {
+    /// `tenant/executionId` -> the sender of the session driving it.
+    live: Mutex<HashMap<String, SessionSender>>,
+    running: AtomicUsize,
+    idle: Notify,
+}
+
+impl Drivers {
+    /// Sends `event` to the execution if a driver of this process has it.
+    pub(crate) fn send(&self, tenant: &str, id: &str, event: Event) -> bool {
+        let sender = self
+            .live
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&format!("{tenant}/{id}")).cloned());
+        sender.is_some_and(|s| s.send(id, event))
+    }
+
+    /// Waits until no driver runs, at most `grace`; returns how many still run.
+    pub(crate) async fn wait_idle(&self, grace: Duration) -> usize {
+        let deadline = Instant::now() + grace;
+        loop {
+            let notified = self.idle.notified();
+            let n = self.running.load(Ordering::SeqCst);
+            if n == 0 {
+                return 0;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return n;
+            }
+            let _ = tokio::time::timeout(left, notified).await;
+        }
+    }
+}
+
+/// Flows of one tenant's store, parsed and validated against the server's registry.
+struct StoreFlows {
+    store: DynStore,
+    registry: Arc<weft_flow::Registry>,
+    renderer: Arc<Renderer>,
+}
+
+impl FlowSource for StoreFlows {
+    fn load<'a>(
+        &'a self,
+        namespace: &'a str,
+        id: &'a str,
+        revision: Option<u32>,
+    ) -> weft_engine::BoxFuture<'a, Result<Option<Arc<Executor>>, RunError>> {
+        Box::pin(async move {
+            let repo = FlowRepo::new(self.store.clone());
+            let found = match revision {
+                Some(r) => repo.get_revision(namespace, id, r).await,
+                None => repo.get(namespace, id).await,
+            }
+            .map_err(|e| RunError::Storage(e.to_string()))?;
+            let Some(rev) = found.filter(|r| !r.deleted) else {
+                return Ok(None);
+            };
+            let flow_error = |message: String| RunError::Flow {
+                namespace: namespace.to_string(),
+                id: id.to_string(),
+                message,
+            };
+            let parsed = weft_flow::parse_flow(&rev.source, &self.registry).map_err(|diags| {
+                let first = diags
+                    .iter()
+                    .find(|d| d.is_error())
+                    .map(|d| format!("{}: {d}", d.pos))
+                    .unwrap_or_default();
+                flow_error(format!("revision {} is not valid: {first}", rev.revision))
+            })?;
+            let mut flow = parsed.flow;
+            flow.revision = Some(rev.revision);
+            let executor = Executor::new(&flow, &self.registry, self.renderer.clone())
+                .map_err(|e| flow_error(e.to_string()))?;
+            Ok(Some(Arc::new(executor)))
+        })
+    }
+}
+
+/// Starts a driver for `init` over the tenant's `store`; returns once the execution is in
+/// storage (or could not be created), with a receiver of its end.
+pub(crate) async fn spawn(
+    app: Arc<App>,
+    tenant: String,
+    store: DynStore,
+    init: Init,
+) -> Result<Driven, RunError> {
+    let (first_tx, first_rx) = oneshot::channel::<Result<Execution, RunError>>();
+    let (done_tx, done_rx) = watch::channel(None);
+    app.drivers.running.fetch_add(1, Ordering::SeqCst);
+    tokio::spawn(async move {
+        let source = Arc::new(StoreFlows {
+            store: store.clone(),
+            registry: app.setup.registry.clone(),
+            renderer: app.setup.renderer.clone(),
+        });
+        let runner = Runner::new(
+            app.setup.engine.clone(),
+            store,
+            app.setup.renderer.clone(),
+            Catalog::from_source(source),
+        );
+        let mut session = runner.session();
+        match take(&mut session, init).await {
+            Err(e) => {
+                let _ = first_tx.send(Err(e));
+            }
+            Ok(first) => {
+                let id = first.id.clone();
+                let key = format!("{tenant}/{id}");
+                if let Ok(mut m) = app.drivers.live.lock() {
+                    m.insert(key.clone(), session.sender());
+                }
+                app.metrics.execution_started();
+                let _ = first_tx.send(Ok(first));
+                let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
+                match session.drive_until(far, |s| s.is_done(&id)).await {
+                    Ok(_) => {
+                        if let Some(exec) = session.execution(&id) {
+                            app.metrics.execution_ended(exec.state.current.as_str());
+                            let _ = done_tx.send(Some(exec.clone()));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(execution = %id, error = %e, "the execution's driver stopped");
+                    }
+                }
+                if let Ok(mut m) = app.drivers.live.lock() {
+                    m.remove(&key);
+                }
+            }
+        }
+        drop(session);
+        if app.drivers.running.fetch_sub(1, Ordering::SeqCst) == 1 {
+            app.drivers.idle.notify_waiters();
+        }
+    });
+    let first = first_rx.await.map_err(|_| {
+        RunError::Storage("the execution's driver stopped before it started".into())
+    })??;
+    Ok(Driven {
+        first,
+        done: done_rx,
+    })
+}
+
+/// Puts the execution of `init` into the session; returns its document as it is now.
+async fn take(session: &mut Session<'_>, init: Init) -> Result<Execution, RunError> {
+    match init {
+        Init::Start {
+            namespace,
+            flow_id,
+            req,
+        } => {
+            let id = session.start(&namespace, &flow_id, req, false).await?;
+            session
+                .execution(&id)
+                .cloned()
+                .ok_or(RunError::UnknownExecution(id))
+        }
+        Init::Load { id, action } => {
+            let exec = session.load(&id).await?;
+            match action {
+                Action::Restart => session.restart(&id).await,
+                Action::Replay { task_run_id } => session.replay(&id, &task_run_id).await,
+                Action::Resume { inputs } => {
+                    if exec.state.current != weft_executor::State::Paused {
+                        return Err(RunError::InvalidState(format!(
+                            "execution {id} is {}, only a PAUSED execution can be resumed",
+                            exec.state.current.as_str()
+                        )));
+                    }
+                    session.resume(&id, inputs)?;
+                    Ok(exec)
+                }
+                Action::Kill => {
+                    if exec.state.current.is_terminal() {
+                        return Err(RunError::InvalidState(format!(
+                            "execution {id} already ended ({})",
+                            exec.state.current.as_str()
+                        )));
+                    }
+                    session.sender().send(&id, Event::Kill);
+                    Ok(exec)
+                }
+            }
+        }
+    }
+}
+
+/// Waits for the end of a driven execution, at most `limit`; true when it ended.
+pub(crate) async fn wait_done(
+    done: &mut watch::Receiver<Option<Execution>>,
+    limit: Duration,
+) -> bool {
+    let ended = tokio::time::timeout(limit, done.wait_for(Option::is_some)).await;
+    matches!(ended, Ok(Ok(_)))
+}

@@ -1,0 +1,405 @@
+//! `/api/v1/executions`: start (multipart inputs, `?wait=true`, `?labels=k:v`), get, search,
+//! delete, logs, files of `kestra:///` URIs, kill, resume, restart, replay. Every answer about
+//! an execution is read from storage, so any instance gives it.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value as JsonValue, json};
+use weft_executor::inputs::mask_secrets;
+use weft_executor::{Event, Execution, State as ExecState};
+use weft_store::DynStore;
+use weft_store::repo::{ExecutionFiles, ExecutionIndex, ExecutionRepo, IndexKey, LogRepo};
+
+use super::App;
+use super::drive::{self, Action, Init};
+use super::error::{ApiError, ApiResult};
+use super::inputs::{self, query_flag, query_value};
+use super::tenant::Tenant;
+use crate::runner::StartRequest;
+
+/// An execution as the API shows it (secret inputs masked).
+pub(crate) fn exec_json(exec: &Execution) -> JsonValue {
+    match serde_json::to_value(exec) {
+        Ok(v) => mask_secrets(&v),
+        Err(e) => json!({ "id": exec.id, "error": e.to_string() }),
+    }
+}
+
+/// Reads an execution from the tenant's store; 404 when absent.
+pub(crate) async fn read(store: &DynStore, id: &str) -> ApiResult<Execution> {
+    ExecutionRepo::<Execution>::new(store.clone())
+        .find(id)
+        .await?
+        .map(|v| v.value)
+        .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))
+}
+
+/// Starts an execution and answers it: as created, or terminated with `wait`.
+pub(crate) async fn start_and_answer(
+    app: Arc<App>,
+    tenant: &Tenant,
+    store: DynStore,
+    namespace: String,
+    flow_id: String,
+    req: StartRequest,
+    wait: bool,
+) -> ApiResult<Json<JsonValue>> {
+    let mut driven = drive::spawn(
+        app.clone(),
+        tenant.0.clone(),
+        store.clone(),
+        Init::Start {
+            namespace,
+            flow_id,
+            req,
+        },
+    )
+    .await?;
+    if !wait {
+        return Ok(Json(exec_json(&driven.first)));
+    }
+    drive::wait_done(&mut driven.done, app.wait_timeout).await;
+    let exec = read(&store, &driven.first.id).await?;
+    Ok(Json(exec_json(&exec)))
+}
+
+/// `POST /executions/{namespace}/{flowId}`.
+pub(crate) async fn start(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path((namespace, flow_id)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> ApiResult<Json<JsonValue>> {
+    let store = tenant.store(&app.store)?;
+    let labels = inputs::labels(query.as_deref())?;
+    let wait = query_flag(query.as_deref(), "wait");
+    let form = inputs::read(request).await?;
+    let req = StartRequest {
+        inputs: form.values,
+        files: form.files,
+        labels,
+        trigger: None,
+    };
+    start_and_answer(app, &tenant, store, namespace, flow_id, req, wait).await
+}
+
+/// `GET /executions/{id}`.
+pub(crate) async fn get(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JsonValue>> {
+    let store = tenant.store(&app.store)?;
+    Ok(Json(exec_json(&read(&store, &id).await?)))
+}
+
+/// `DELETE /executions/{id}`: the document and its index entry (204); a running execution is
+/// refused (kill it first).
+pub(crate) async fn delete(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let store = tenant.store(&app.store)?;
+    let exec = read(&store, &id).await?;
+    if !exec.state.current.is_terminal() {
+        return Err(ApiError::conflict(format!(
+            "execution {id} is {}: kill it before deleting it",
+            exec.state.current.as_str()
+        )));
+    }
+    ExecutionRepo::<Execution>::new(store.clone())
+        .delete(&id, None)
+        .await?;
+    if let Some(start_date) = exec
+        .state
+        .start_date
+        .or_else(|| exec.state.histories.first().map(|h| h.date))
+    {
+        ExecutionIndex::new(store)
+            .delete(&IndexKey {
+                namespace: exec.namespace.clone(),
+                flow_id: exec.flow_id.clone(),
+                id: id.clone(),
+                start_date,
+            })
+            .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /executions/search?namespace=&flowId=&state=&page=1&size=10`: newest first,
+/// `{"results": [...], "total": N}`. `namespace` matches sub-namespaces too; `state` may be
+/// repeated.
+pub(crate) async fn search(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<JsonValue>> {
+    let store = tenant.store(&app.store)?;
+    let q = query.as_deref();
+    let namespace = query_value(q, "namespace").filter(|s| !s.is_empty());
+    let flow_id = query_value(q, "flowId").filter(|s| !s.is_empty());
+    let states: Vec<String> = inputs::query_pairs(q)
+        .into_iter()
+        .filter(|(k, _)| k == "state")
+        .map(|(_, v)| v.to_ascii_uppercase())
+        .collect();
+    let number = |key: &str, default: usize| -> ApiResult<usize> {
+        match query_value(q, key) {
+            None => Ok(default),
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+                ApiError::bad_request(format!("`{key}` must be a number from 1, not `{v}`"))
+            }),
+        }
+    };
+    let page = number("page", 1)?;
+    let size = number("size", 10)?.min(1000);
+    let index = ExecutionIndex::new(store.clone());
+    let mut keys = index.list_under(namespace.as_deref()).await?;
+    if let Some(f) = &flow_id {
+        keys.retain(|k| &k.flow_id == f);
+    }
+    keys.sort_by(|a, b| b.start_date.cmp(&a.start_date).then(b.id.cmp(&a.id)));
+    if !states.is_empty() {
+        let mut kept = Vec::new();
+        for k in keys {
+            if let Some(entry) = index.get(&k).await?
+                && states.contains(&entry.state)
+            {
+                kept.push(k);
+            }
+        }
+        keys = kept;
+    }
+    let total = keys.len();
+    let repo = ExecutionRepo::<Execution>::new(store);
+    let mut results = Vec::new();
+    for k in keys.iter().skip((page - 1) * size).take(size) {
+        if let Some(exec) = repo.find(&k.id).await? {
+            results.push(exec_json(&exec.value));
+        }
+    }
+    Ok(Json(json!({ "results": results, "total": total })))
+}
+
+/// `GET /executions/{id}/logs` and `GET /logs/{id}` (`?minLevel=`, `?taskRunId=`, `?taskId=`,
+/// `?attempt=`): the log records of an execution, in time order.
+pub(crate) async fn logs(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<JsonValue>> {
+    let store = tenant.store(&app.store)?;
+    read(&store, &id).await?;
+    let q = query.as_deref();
+    let min = query_value(q, "minLevel").map(|l| level_rank(&l.to_ascii_uppercase()));
+    let task_run = query_value(q, "taskRunId");
+    let task = query_value(q, "taskId");
+    let attempt = query_value(q, "attempt").and_then(|a| a.parse::<u64>().ok());
+    let records = LogRepo::new(store).read_all(&id).await?;
+    let text = |r: &JsonValue, k: &str| r.get(k).and_then(JsonValue::as_str).map(str::to_string);
+    let kept: Vec<JsonValue> = records
+        .into_iter()
+        .filter(|r| {
+            min.is_none_or(|m| level_rank(&text(r, "level").unwrap_or_default()) >= m)
+                && task_run
+                    .as_ref()
+                    .is_none_or(|t| text(r, "taskRunId").as_ref() == Some(t))
+                && task
+                    .as_ref()
+                    .is_none_or(|t| text(r, "taskId").as_ref() == Some(t))
+                && attempt
+                    .is_none_or(|a| r.get("attemptNumber").and_then(JsonValue::as_u64) == Some(a))
+        })
+        .collect();
+    Ok(Json(JsonValue::Array(kept)))
+}
+
+fn level_rank(level: &str) -> u8 {
+    match level {
+        "TRACE" => 0,
+        "DEBUG" => 1,
+        "INFO" => 2,
+        "WARN" | "WARNING" => 3,
+        "ERROR" => 4,
+        _ => 2,
+    }
+}
+
+/// `GET /executions/{id}/file?path=kestra:///...`: a file of the execution's internal storage.
+pub(crate) async fn file(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let store = tenant.store(&app.store)?;
+    let exec = read(&store, &id).await?;
+    let Some(path) = query_value(query.as_deref(), "path") else {
+        return Err(ApiError::bad_request(
+            "give the file as `?path=kestra:///...`",
+        ));
+    };
+    let files = ExecutionFiles::new(store, &exec.namespace, &exec.flow_id, &exec.id)?;
+    let bytes = files.get(&path).await?;
+    let name = path.rsplit('/').next().unwrap_or("file").replace('"', "");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
+}
+
+/// `DELETE /executions/{id}/kill` (POST too): 202 while the kill is carried out.
+pub(crate) async fn kill(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let store = tenant.store(&app.store)?;
+    let exec = read(&store, &id).await?;
+    if exec.state.current.is_terminal() {
+        return Err(ApiError::conflict(format!(
+            "execution {id} already ended ({})",
+            exec.state.current.as_str()
+        )));
+    }
+    if !app.drivers.send(&tenant.0, &id, Event::Kill) {
+        drive::spawn(
+            app.clone(),
+            tenant.0.clone(),
+            store,
+            Init::Load {
+                id: id.clone(),
+                action: Action::Kill,
+            },
+        )
+        .await?;
+    }
+    Ok((StatusCode::ACCEPTED, Json(exec_json(&exec))).into_response())
+}
+
+/// `POST /executions/{id}/resume` with the Pause task's `onResume` values (multipart or a JSON
+/// object; given as strings): 204.
+pub(crate) async fn resume(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    request: Request,
+) -> ApiResult<StatusCode> {
+    let store = tenant.store(&app.store)?;
+    let exec = read(&store, &id).await?;
+    if exec.state.current != ExecState::Paused {
+        return Err(ApiError::conflict(format!(
+            "execution {id} is {}: only a PAUSED execution can be resumed",
+            exec.state.current.as_str()
+        )));
+    }
+    let form = inputs::read(request).await?;
+    if !form.files.is_empty() {
+        return Err(ApiError::bad_request(
+            "resume takes no files: onResume FILE inputs are not supported yet",
+        ));
+    }
+    let mut values = Map::new();
+    for (k, v) in form.values {
+        let v = match v {
+            weft_executor::inputs::RawInput::Text(s) => JsonValue::String(s),
+            weft_executor::inputs::RawInput::Json(j) => j,
+            weft_executor::inputs::RawInput::File { uri, .. } => JsonValue::String(uri),
+        };
+        values.insert(k, v);
+    }
+    let event = Event::Resume {
+        inputs: values.clone(),
+    };
+    if !app.drivers.send(&tenant.0, &id, event) {
+        drive::spawn(
+            app.clone(),
+            tenant.0.clone(),
+            store,
+            Init::Load {
+                id,
+                action: Action::Resume { inputs: values },
+            },
+        )
+        .await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /executions/{id}/restart`: a FAILED or KILLED execution runs again from its failed
+/// tasks (same id); answers it RESTARTED.
+pub(crate) async fn restart(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<JsonValue>> {
+    let store = tenant.store(&app.store)?;
+    read(&store, &id).await?;
+    let driven = drive::spawn(
+        app.clone(),
+        tenant.0.clone(),
+        store,
+        Init::Load {
+            id,
+            action: Action::Restart,
+        },
+    )
+    .await?;
+    Ok(Json(exec_json(&driven.first)))
+}
+
+/// `POST /executions/{id}/replay?taskRunId=`: a new execution from that task run (from the
+/// start without one); answers the new execution.
+pub(crate) async fn replay(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<JsonValue>> {
+    let store = tenant.store(&app.store)?;
+    let exec = read(&store, &id).await?;
+    let task_run_id = match query_value(query.as_deref(), "taskRunId") {
+        Some(t) => {
+            if exec.task_run(&t).is_none() {
+                return Err(ApiError::bad_request(format!(
+                    "execution {id} has no task run `{t}`"
+                )));
+            }
+            t
+        }
+        None => exec
+            .task_run_list
+            .first()
+            .map(|t| t.id.clone())
+            .ok_or_else(|| {
+                ApiError::conflict(format!("execution {id} has no task run to replay from"))
+            })?,
+    };
+    let driven = drive::spawn(
+        app.clone(),
+        tenant.0.clone(),
+        store,
+        Init::Load {
+            id,
+            action: Action::Replay { task_run_id },
+        },
+    )
+    .await?;
+    Ok(Json(exec_json(&driven.first)))
+}

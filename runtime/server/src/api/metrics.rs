@@ -1,0 +1,110 @@
+//! Prometheus metrics of this process (text exposition format): executions started and ended
+//! by state, HTTP requests by status class, and the storage requests and conflicts of the store.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use weft_store::RequestCounts;
+
+/// Counters of this process.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    started: AtomicU64,
+    ended: Mutex<BTreeMap<String, u64>>,
+    webhooks: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    pub(crate) fn execution_started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn execution_ended(&self, state: &str) {
+        if let Ok(mut m) = self.ended.lock() {
+            *m.entry(state.to_string()).or_default() += 1;
+        }
+    }
+
+    pub(crate) fn webhook(&self, outcome: &'static str) {
+        if let Ok(mut m) = self.webhooks.lock() {
+            *m.entry(outcome).or_default() += 1;
+        }
+    }
+
+    /// The text exposition of every counter, with the store's request counts.
+    pub(crate) fn render(&self, storage: &RequestCounts) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP weft_executions_started_total Executions started by this process.\n# TYPE weft_executions_started_total counter\nweft_executions_started_total {}",
+            self.started.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weft_executions_ended_total Executions that ended in this process, by final state.\n# TYPE weft_executions_ended_total counter"
+        );
+        if let Ok(m) = self.ended.lock() {
+            for (state, n) in m.iter() {
+                let _ = writeln!(out, "weft_executions_ended_total{{state=\"{state}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weft_webhooks_total Webhook calls, by outcome.\n# TYPE weft_webhooks_total counter"
+        );
+        if let Ok(m) = self.webhooks.lock() {
+            for (outcome, n) in m.iter() {
+                let _ = writeln!(out, "weft_webhooks_total{{outcome=\"{outcome}\"}} {n}");
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weft_storage_requests_total Object-store requests, by kind.\n# TYPE weft_storage_requests_total counter"
+        );
+        for (kind, n) in [
+            ("get", storage.get),
+            ("head", storage.head),
+            ("put", storage.put),
+            ("list", storage.list),
+            ("delete", storage.delete),
+        ] {
+            let _ = writeln!(out, "weft_storage_requests_total{{kind=\"{kind}\"}} {n}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weft_storage_conflicts_total Conditional writes that lost.\n# TYPE weft_storage_conflicts_total counter\nweft_storage_conflicts_total {}",
+            storage.conflicts
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weft_storage_bytes_total Object-store content bytes.\n# TYPE weft_storage_bytes_total counter\nweft_storage_bytes_total{{direction=\"read\"}} {}\nweft_storage_bytes_total{{direction=\"written\"}} {}",
+            storage.bytes_read, storage.bytes_written
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_by_label() {
+        let m = Metrics::default();
+        m.execution_started();
+        m.execution_started();
+        m.execution_ended("SUCCESS");
+        m.execution_ended("FAILED");
+        m.execution_ended("SUCCESS");
+        let text = m.render(&RequestCounts {
+            put: 7,
+            ..Default::default()
+        });
+        assert!(text.contains("weft_executions_started_total 2\n"), "{text}");
+        assert!(text.contains("weft_executions_ended_total{state=\"SUCCESS\"} 2\n"));
+        assert!(text.contains("weft_executions_ended_total{state=\"FAILED\"} 1\n"));
+        assert!(text.contains("weft_storage_requests_total{kind=\"put\"} 7\n"));
+    }
+}
