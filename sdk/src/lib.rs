@@ -401,6 +401,19 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
+/// A response whose body was streamed into an internal-storage file ([`Context::download`]).
+#[derive(Debug, Clone)]
+pub struct StoredResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// The `kestra:///...` URI of the file holding the body.
+    pub uri: String,
+    /// Size of the body in bytes.
+    pub length: u64,
+}
+
 /// Why an HTTP request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpError {
@@ -554,28 +567,49 @@ impl Context {
 
     /// Send an HTTP request through the host (checked against the allow-list).
     pub fn http(&self, req: &HttpRequest) -> Result<HttpResponse, HttpError> {
-        let r = wit::http::Request {
-            method: req.method.clone(),
-            uri: req.uri.clone(),
-            headers: req.headers.clone(),
-            body: req.body.clone(),
-            timeout_ms: req.timeout_ms,
-            max_body_bytes: req.max_body_bytes,
-            follow_redirects: req.follow_redirects,
-        };
-        use wit::http::HttpError as E;
-        match wit::http::send(&r) {
-            Ok(resp) => Ok(HttpResponse {
+        wit::http::send(&wit_request(req))
+            .map(|resp| HttpResponse {
                 status: resp.status,
                 headers: resp.headers,
                 body: resp.body,
-            }),
-            Err(E::Denied(m)) => Err(HttpError::Denied(m)),
-            Err(E::InvalidRequest(m)) => Err(HttpError::InvalidRequest(m)),
-            Err(E::Timeout) => Err(HttpError::Timeout),
-            Err(E::TooLarge(n)) => Err(HttpError::TooLarge(n)),
-            Err(E::Transport(m)) => Err(HttpError::Transport(m)),
-        }
+            })
+            .map_err(http_error)
+    }
+
+    /// Send an HTTP request through the host and stream the response body into a file of this task
+    /// run named `name`, without holding it in the plugin's memory (for downloads of any size).
+    pub fn download(&self, req: &HttpRequest, name: &str) -> Result<StoredResponse, HttpError> {
+        wit::http::download(&wit_request(req), name)
+            .map(|resp| StoredResponse {
+                status: resp.status,
+                headers: resp.headers,
+                uri: resp.uri,
+                length: resp.length,
+            })
+            .map_err(http_error)
+    }
+}
+
+fn wit_request(req: &HttpRequest) -> wit::http::Request {
+    wit::http::Request {
+        method: req.method.clone(),
+        uri: req.uri.clone(),
+        headers: req.headers.clone(),
+        body: req.body.clone(),
+        timeout_ms: req.timeout_ms,
+        max_body_bytes: req.max_body_bytes,
+        follow_redirects: req.follow_redirects,
+    }
+}
+
+fn http_error(e: wit::http::HttpError) -> HttpError {
+    use wit::http::HttpError as E;
+    match e {
+        E::Denied(m) => HttpError::Denied(m),
+        E::InvalidRequest(m) => HttpError::InvalidRequest(m),
+        E::Timeout => HttpError::Timeout,
+        E::TooLarge(n) => HttpError::TooLarge(n),
+        E::Transport(m) => HttpError::Transport(m),
     }
 }
 

@@ -83,7 +83,8 @@ fn form_encode(s: &str) -> String {
 }
 
 impl Common {
-    fn send(&self, ctx: &Context) -> Result<(String, HttpResponse)> {
+    /// The request to send, its URI and whether an error status is allowed.
+    fn request(&self, ctx: &Context) -> Result<(String, HttpRequest, bool)> {
         let uri = ctx.render(&self.uri)?;
         let method = match &self.method {
             Some(m) => ctx.render(m)?.to_ascii_uppercase(),
@@ -146,15 +147,25 @@ impl Common {
                 allow_failed = ctx.render(a)?;
             }
         }
+        Ok((uri, req, allow_failed))
+    }
+
+    fn send(&self, ctx: &Context) -> Result<(String, HttpResponse)> {
+        let (uri, req, allow_failed) = self.request(ctx)?;
         let resp = ctx.http(&req)?;
-        if resp.status >= 400 && !allow_failed {
-            return Err(Error::Http(format!(
-                "{} {uri} failed with status {}",
-                req.method, resp.status
-            )));
-        }
+        check_status(&req, &uri, resp.status, allow_failed)?;
         Ok((uri, resp))
     }
+}
+
+fn check_status(req: &HttpRequest, uri: &str, status: u16, allow_failed: bool) -> Result<()> {
+    if status >= 400 && !allow_failed {
+        return Err(Error::Http(format!(
+            "{} {uri} failed with status {status}",
+            req.method
+        )));
+    }
+    Ok(())
 }
 
 fn header_map(headers: &[(String, String)]) -> BTreeMap<String, Vec<String>> {
@@ -244,14 +255,7 @@ impl Task for Download {
     type Outputs = DownloadOutputs;
 
     fn run(self, ctx: &Context) -> Result<DownloadOutputs> {
-        let (uri, resp) = self.common.send(ctx)?;
-        let fail_on_empty = match &self.fail_on_empty_response {
-            Some(f) => ctx.render(f)?,
-            None => true,
-        };
-        if resp.body.is_empty() && fail_on_empty {
-            return Err(Error::Http(format!("{uri} returned an empty body")));
-        }
+        let (uri, req, allow_failed) = self.common.request(ctx)?;
         let name = uri
             .split(['?', '#'])
             .next()
@@ -259,11 +263,20 @@ impl Task for Download {
             .filter(|n| !n.is_empty())
             .unwrap_or("download")
             .to_string();
-        let stored = ctx.write_file(&name, &resp.body)?;
+        // the body goes straight to internal storage, never through this plugin's memory
+        let resp = ctx.download(&req, &name)?;
+        check_status(&req, &uri, resp.status, allow_failed)?;
+        let fail_on_empty = match &self.fail_on_empty_response {
+            Some(f) => ctx.render(f)?,
+            None => true,
+        };
+        if resp.length == 0 && fail_on_empty {
+            return Err(Error::Http(format!("{uri} returned an empty body")));
+        }
         Ok(DownloadOutputs {
-            uri: stored,
+            uri: resp.uri,
             code: resp.status,
-            length: resp.body.len() as u64,
+            length: resp.length,
             headers: header_map(&resp.headers),
         })
     }

@@ -103,7 +103,17 @@ impl Task for Concat {
             Some(s) => ctx.render(s)?,
             None => String::new(),
         };
+        // sized once up front: the result is built in place, each part is freed once copied
+        let mut total = sep.len() * files.len().saturating_sub(1);
+        for f in &files {
+            total += usize::try_from(ctx.file_size(f)?).unwrap_or(usize::MAX);
+        }
         let mut out = Vec::new();
+        out.try_reserve_exact(total).map_err(|_| {
+            Error::invalid(format!(
+                "the concatenation is {total} bytes, more than this task's memory allows"
+            ))
+        })?;
         for (i, f) in files.iter().enumerate() {
             if i > 0 {
                 out.extend_from_slice(sep.as_bytes());

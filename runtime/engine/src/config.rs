@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::http::AllowList;
+
 /// Whether to use wasmtime's pooling allocator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pooling {
@@ -34,6 +36,8 @@ pub struct Limits {
     pub max_http_body_bytes: u64,
     /// Largest file read or written through internal storage, in bytes.
     pub max_file_bytes: u64,
+    /// Largest HTTP body streamed straight into internal storage (`download`), in bytes.
+    pub max_download_bytes: u64,
 }
 
 impl Default for Limits {
@@ -47,6 +51,7 @@ impl Default for Limits {
             max_stdio_bytes: 256 << 10,
             max_http_body_bytes: 64 << 20,
             max_file_bytes: 256 << 20,
+            max_download_bytes: 8 << 30,
         }
     }
 }
@@ -73,6 +78,9 @@ pub struct EngineConfig {
     pub epoch_tick: Duration,
     /// Count fuel (`WEFT_FUEL` = `on` | `off`, default on). Off makes `Limits::fuel` ineffective.
     pub consume_fuel: bool,
+    /// Hosts every attempt may call over HTTP, on top of its own allow-list (`WEFT_HTTP_ALLOW`, a
+    /// comma-separated list of `host`, `host:port`, `*.domain` or `*`; empty by default).
+    pub http_allow: AllowList,
 }
 
 impl Default for EngineConfig {
@@ -87,6 +95,7 @@ impl Default for EngineConfig {
             max_memory_bytes: 4 << 30,
             epoch_tick: Duration::from_millis(10),
             consume_fuel: true,
+            http_allow: AllowList::default(),
         }
     }
 }
@@ -165,6 +174,14 @@ impl EngineConfig {
                 Ok(n) => c.limits.fuel = Some(n),
                 _ => bad("WEFT_TASK_FUEL", &v, "a number"),
             }
+        }
+        if let Some(v) = env("WEFT_HTTP_ALLOW") {
+            c.http_allow = AllowList::new(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_string),
+            );
         }
         if let Some(v) = env("WEFT_FUEL") {
             match v.to_ascii_lowercase().as_str() {

@@ -8,6 +8,7 @@ use std::pin::Pin;
 use std::sync::Mutex;
 
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncReadExt as _};
 use weft_flow::expr::{Context, Renderer};
 
 use crate::TaskContext;
@@ -33,6 +34,22 @@ pub trait TaskHost: Send + Sync {
 
     /// Write a whole file, replacing any previous one.
     fn write_file<'a>(&'a self, uri: &'a str, data: Vec<u8>) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Write a file from a stream, replacing any previous one. The default reads the whole stream
+    /// into memory and calls [`TaskHost::write_file`]; hosts backed by object storage stream it.
+    fn write_file_stream<'a>(
+        &'a self,
+        uri: &'a str,
+        mut body: Pin<Box<dyn AsyncRead + Send>>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            let mut data = Vec::new();
+            body.read_to_end(&mut data)
+                .await
+                .map_err(|e| format!("reading the body of {uri}: {e}"))?;
+            self.write_file(uri, data).await
+        })
+    }
 
     /// The size of a file.
     fn file_size<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<u64, String>>;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::bindings::weft::plugin::http::{HttpError, Request, Response};
+use crate::host::TaskHost;
 
 const MAX_REDIRECTS: usize = 10;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -44,6 +45,16 @@ impl AllowList {
         })
     }
 
+    /// This list with the entries of `other` added.
+    pub fn union(mut self, other: &AllowList) -> AllowList {
+        for e in &other.entries {
+            if !self.entries.contains(e) {
+                self.entries.push(e.clone());
+            }
+        }
+        self
+    }
+
     /// The entries.
     pub fn entries(&self) -> &[String] {
         &self.entries
@@ -73,23 +84,80 @@ impl HttpClient {
         cap: u64,
         remaining: Duration,
     ) -> Result<Response, HttpError> {
-        let timeout = req
-            .timeout_ms
-            .map(Duration::from_millis)
-            .unwrap_or(DEFAULT_TIMEOUT)
-            .min(remaining);
-        match tokio::time::timeout(timeout, self.exchange(req, allow, cap)).await {
-            Ok(r) => r,
-            Err(_) => Err(HttpError::Timeout),
-        }
+        let timeout = exchange_timeout(&req, remaining);
+        let exchange = async {
+            let (status, headers, mut resp) = self.open(req, allow, cap).await?;
+            let mut body = Vec::new();
+            while let Some(chunk) = next_chunk(&mut resp).await? {
+                if (body.len() + chunk.len()) as u64 > cap {
+                    return Err(HttpError::TooLarge(cap));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(HttpError::Timeout))
     }
 
-    async fn exchange(
+    /// Sends `req` and streams the response body into `uri` through `host` (never whole in memory,
+    /// never through the guest). Returns the status, headers and body length.
+    pub(crate) async fn download(
         &self,
         req: Request,
         allow: &AllowList,
         cap: u64,
-    ) -> Result<Response, HttpError> {
+        remaining: Duration,
+        host: &dyn TaskHost,
+        uri: &str,
+    ) -> Result<(u16, Vec<(String, String)>, u64), HttpError> {
+        let timeout = exchange_timeout(&req, remaining);
+        let exchange = async {
+            let (status, headers, mut resp) = self.open(req, allow, cap).await?;
+            let (mut writer, reader) = tokio::io::duplex(256 << 10);
+            let pump = async move {
+                use tokio::io::AsyncWriteExt as _;
+                let mut length = 0u64;
+                while let Some(chunk) = next_chunk(&mut resp).await? {
+                    length += chunk.len() as u64;
+                    if length > cap {
+                        return Err(HttpError::TooLarge(cap));
+                    }
+                    writer
+                        .write_all(&chunk)
+                        .await
+                        .map_err(|e| HttpError::Transport(format!("storing the body: {e}")))?;
+                }
+                writer
+                    .shutdown()
+                    .await
+                    .map_err(|e| HttpError::Transport(format!("storing the body: {e}")))?;
+                Ok(length)
+            };
+            let store = host.write_file_stream(uri, Box::pin(reader));
+            let (pumped, stored) = tokio::join!(pump, store);
+            let length = pumped?;
+            stored.map_err(|e| HttpError::Transport(format!("storing the body in {uri}: {e}")))?;
+            Ok((status, headers, length))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .unwrap_or(Err(HttpError::Timeout))
+    }
+
+    /// Sends the request, following redirects (each hop checked against the allow-list), up to the
+    /// response head; refuses a declared body larger than `cap`.
+    async fn open(
+        &self,
+        req: Request,
+        allow: &AllowList,
+        cap: u64,
+    ) -> Result<(u16, Vec<(String, String)>, reqwest::Response), HttpError> {
         let mut method = reqwest::Method::from_bytes(req.method.as_bytes()).map_err(|_| {
             HttpError::InvalidRequest(format!("{:?} is not an HTTP method", req.method))
         })?;
@@ -106,7 +174,7 @@ impl HttpClient {
             if let Some(data) = &body {
                 b = b.body(data.clone());
             }
-            let mut resp = b
+            let resp = b
                 .send()
                 .await
                 .map_err(|e| HttpError::Transport(error_chain(&e)))?;
@@ -146,27 +214,25 @@ impl HttpClient {
                     )
                 })
                 .collect();
-            let mut data = Vec::new();
-            while let Some(chunk) = resp
-                .chunk()
-                .await
-                .map_err(|e| HttpError::Transport(error_chain(&e)))?
-            {
-                if (data.len() + chunk.len()) as u64 > cap {
-                    return Err(HttpError::TooLarge(cap));
-                }
-                data.extend_from_slice(&chunk);
-            }
-            return Ok(Response {
-                status: status.as_u16(),
-                headers,
-                body: data,
-            });
+            return Ok((status.as_u16(), headers, resp));
         }
         Err(HttpError::Transport(format!(
             "more than {MAX_REDIRECTS} redirects"
         )))
     }
+}
+
+fn exchange_timeout(req: &Request, remaining: Duration) -> Duration {
+    req.timeout_ms
+        .map(Duration::from_millis)
+        .unwrap_or(DEFAULT_TIMEOUT)
+        .min(remaining)
+}
+
+async fn next_chunk(resp: &mut reqwest::Response) -> Result<Option<bytes::Bytes>, HttpError> {
+    resp.chunk()
+        .await
+        .map_err(|e| HttpError::Transport(error_chain(&e)))
 }
 
 fn check(url: &reqwest::Url, allow: &AllowList) -> Result<(), HttpError> {

@@ -270,7 +270,7 @@ impl Registry {
             req.context,
             req.variables,
             req.host,
-            req.allow_list,
+            req.allow_list.union(&cfg.http_allow),
             limits,
             timeout,
         ) {

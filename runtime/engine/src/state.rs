@@ -204,6 +204,22 @@ fn valid_name(name: &str) -> bool {
             .all(|p| !p.is_empty() && p != "." && p != ".." && !p.contains(['\\', '\0']))
 }
 
+impl AttemptState {
+    /// The `kestra:///...` URI of a file `name` of this task run.
+    fn task_file_uri(&self, name: &str) -> Result<String, String> {
+        if !valid_name(name) {
+            return Err(format!("{name:?} is not a valid file name"));
+        }
+        Ok(format!(
+            "{}tasks/{}/{}/{}",
+            self.execution_prefix(),
+            self.ctx.task_id,
+            self.ctx.task_run_id,
+            name
+        ))
+    }
+}
+
 impl wit::storage::Host for AttemptState {
     async fn read(&mut self, uri: String) -> Result<Vec<u8>, String> {
         self.check_uri(&uri)?;
@@ -219,9 +235,7 @@ impl wit::storage::Host for AttemptState {
     }
 
     async fn write(&mut self, name: String, data: Vec<u8>) -> Result<String, String> {
-        if !valid_name(&name) {
-            return Err(format!("{name:?} is not a valid file name"));
-        }
+        let uri = self.task_file_uri(&name)?;
         if data.len() as u64 > self.limits.max_file_bytes {
             return Err(format!(
                 "file of {} bytes is larger than the limit of {} bytes",
@@ -229,13 +243,6 @@ impl wit::storage::Host for AttemptState {
                 self.limits.max_file_bytes
             ));
         }
-        let uri = format!(
-            "{}tasks/{}/{}/{}",
-            self.execution_prefix(),
-            self.ctx.task_id,
-            self.ctx.task_run_id,
-            name
-        );
         let host = self.host.clone();
         host.write_file(&uri, data).await?;
         Ok(uri)
@@ -271,5 +278,31 @@ impl wit::http::Host for AttemptState {
             .unwrap_or(self.limits.max_http_body_bytes)
             .min(self.limits.max_http_body_bytes);
         self.http.send(request, &self.allow, cap, remaining).await
+    }
+
+    async fn download(
+        &mut self,
+        request: wit::http::Request,
+        name: String,
+    ) -> Result<wit::http::StoredResponse, wit::http::HttpError> {
+        let uri = self
+            .task_file_uri(&name)
+            .map_err(wit::http::HttpError::InvalidRequest)?;
+        let remaining = self.deadline.saturating_duration_since(Instant::now());
+        let cap = request
+            .max_body_bytes
+            .unwrap_or(self.limits.max_download_bytes)
+            .min(self.limits.max_download_bytes);
+        let host = self.host.clone();
+        let (status, headers, length) = self
+            .http
+            .download(request, &self.allow, cap, remaining, &*host, &uri)
+            .await?;
+        Ok(wit::http::StoredResponse {
+            status,
+            headers,
+            uri,
+            length,
+        })
     }
 }
