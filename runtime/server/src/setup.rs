@@ -58,8 +58,16 @@ impl Setup {
     /// Loads the embedded core plugin and the plugins of `dir`. Plugins of `dir` that fail to load
     /// are skipped with a warning (returned in the second element).
     pub async fn load(dir: Option<&Path>) -> Result<(Setup, Vec<String>), SetupError> {
-        let engine = weft_engine::Engine::new(weft_engine::EngineConfig::from_env())
-            .map_err(|e| SetupError::Engine(e.to_string()))?;
+        Self::load_with(weft_engine::EngineConfig::from_env(), dir).await
+    }
+
+    /// As [`Setup::load`], with an engine configured by `config` instead of the environment.
+    pub async fn load_with(
+        config: weft_engine::EngineConfig,
+        dir: Option<&Path>,
+    ) -> Result<(Setup, Vec<String>), SetupError> {
+        let engine =
+            weft_engine::Engine::new(config).map_err(|e| SetupError::Engine(e.to_string()))?;
         let plugins = weft_engine::Registry::load_default(&engine, dir)
             .await
             .map_err(|e| SetupError::Plugins(e.to_string()))?;
