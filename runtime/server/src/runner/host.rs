@@ -57,6 +57,19 @@ impl TaskHost for AttemptHost {
         })
     }
 
+    fn write_file_stream<'a>(
+        &'a self,
+        uri: &'a str,
+        body: std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.files
+                .put_stream(uri, body)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
     fn file_size<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, Result<u64, String>> {
         Box::pin(async move { self.files.size(uri).await.map_err(|e| e.to_string()) })
     }
