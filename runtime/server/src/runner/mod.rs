@@ -500,6 +500,13 @@ impl Runner {
         if let Some(timeout) = task.timeout.and_then(|t| t.to_std()) {
             request = request.with_timeout(timeout);
         }
+        if let Some(level) = task
+            .log_level
+            .as_deref()
+            .and_then(weft_engine::Level::parse)
+        {
+            request = request.with_min_log_level(level);
+        }
         let engine = self.engine.clone();
         let store = self.store.clone();
         let observer = self.observer.clone();
@@ -512,7 +519,7 @@ impl Runner {
                 observer.log(
                     &task.execution_id,
                     &task.task_id,
-                    &format!("{:?}", line.level).to_uppercase(),
+                    line.level.as_str(),
                     &line.message,
                 );
             }
