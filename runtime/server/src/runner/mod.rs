@@ -8,6 +8,7 @@
 
 pub mod control;
 mod host;
+mod logs;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -26,11 +27,12 @@ use weft_flow::expr::Renderer;
 use weft_flow::model::{Flow, Label};
 use weft_store::DynStore;
 use weft_store::repo::{
-    ExecutionFiles, ExecutionRepo, FilesExprHost, OffloadConfig, ResultRepo, Versioned,
+    ExecutionFiles, ExecutionRepo, FilesExprHost, LogRepo, OffloadConfig, ResultRepo, Versioned,
     offload_outputs,
 };
 
 use host::AttemptHost;
+use logs::AttemptLogs;
 
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -444,6 +446,10 @@ impl Runner {
                     &level,
                     &message,
                 );
+                if let (Some(run_id), Some(live)) = (task_run_id.as_deref(), lives.get(exec_id)) {
+                    self.store_executor_log(&live.current.value, run_id, &level, &message)
+                        .await;
+                }
             }
             Effect::Terminated { state } => {
                 let Some(live) = lives.get_mut(exec_id) else {
@@ -467,6 +473,38 @@ impl Runner {
         Ok(())
     }
 
+    /// Keeps a line the executor wrote for a task run in the log store (after the lines
+    /// it wrote earlier for the same task run).
+    async fn store_executor_log(
+        &self,
+        exec: &Execution,
+        task_run_id: &str,
+        level: &str,
+        message: &str,
+    ) {
+        let task_id = exec
+            .task_run_list
+            .iter()
+            .rev()
+            .find(|r| r.id == task_run_id)
+            .map_or("", |r| r.task_id.as_str());
+        let mut logs = AttemptLogs::of(
+            &exec.namespace,
+            &exec.flow_id,
+            &exec.id,
+            task_id,
+            task_run_id,
+            logs::EXECUTOR_SLOT,
+        );
+        logs.push(level, message);
+        if let Err(e) = logs
+            .store_with(&LogRepo::new(self.store.clone()), true)
+            .await
+        {
+            tracing::warn!(error = %e, "could not store a log line of the executor");
+        }
+    }
+
     fn spawn_attempt(
         &self,
         live: &Live,
@@ -485,7 +523,8 @@ impl Runner {
         let files = live.files.clone();
         let host = Arc::new(AttemptHost {
             renderer: self.renderer.clone(),
-            expr_host: FilesExprHost::new(files.clone(), tokio::runtime::Handle::current()),
+            expr_host: FilesExprHost::new(files.clone(), tokio::runtime::Handle::current())
+                .with_logs(LogRepo::new(self.store.clone())),
             files: files.clone(),
             now: Utc::now(),
             seed: task.seed,
@@ -512,9 +551,11 @@ impl Runner {
         let observer = self.observer.clone();
         let offload = self.offload;
         let exec_for_observer = exec.clone();
+        let logs = AttemptLogs::new(&exec.namespace, &exec.flow_id, &task);
         tokio::spawn(async move {
             let started = Instant::now();
             let outcome = engine.run_attempt(request).await;
+            let mut logs = logs;
             for line in &outcome.logs {
                 observer.log(
                     &task.execution_id,
@@ -522,6 +563,7 @@ impl Runner {
                     line.level.as_str(),
                     &line.message,
                 );
+                logs.push_at(line.timestamp_ms, line.level.as_str(), &line.message);
             }
             let (state, mut outputs) = match outcome.result {
                 Ok(Json::Object(map)) => (State::Success, map),
@@ -531,12 +573,9 @@ impl Runner {
                     Map::from_iter([("value".to_string(), other)]),
                 ),
                 Err(failure) => {
-                    observer.log(
-                        &task.execution_id,
-                        &task.task_id,
-                        "ERROR",
-                        &failure.to_string(),
-                    );
+                    let message = failure.to_string();
+                    observer.log(&task.execution_id, &task.task_id, "ERROR", &message);
+                    logs.push("ERROR", &message);
                     (State::Failed, Map::new())
                 }
             };
@@ -551,11 +590,18 @@ impl Runner {
             {
                 Ok(_) => state,
                 Err(e) => {
-                    observer.log(&task.execution_id, &task.task_id, "ERROR", &e.to_string());
+                    let message = e.to_string();
+                    observer.log(&task.execution_id, &task.task_id, "ERROR", &message);
+                    logs.push("ERROR", &message);
                     outputs.clear();
                     State::Failed
                 }
             };
+            // the logs are stored before the result is applied, so the tasks that run next
+            // (e.g. an `errors` branch calling `errorLogs()`) find them
+            if let Err(e) = logs.store(&LogRepo::new(store.clone())).await {
+                tracing::warn!(error = %e, "could not store the attempt's logs");
+            }
             let result = WorkerResult {
                 task_run_id: task.task_run_id.clone(),
                 attempt: task.attempt,
