@@ -163,7 +163,7 @@ fn strict_path(args: Rest<Value>) -> Result<Value, Error> {
         Error::new(
             ErrorKind::UndefinedError,
             format!(
-                "Unable to find '{name}' used in the expression '{}' at line {}",
+                "Unable to find `{name}` used in the expression `{}` at line {}",
                 tag.as_str().unwrap_or_default(),
                 display(line)
             ),

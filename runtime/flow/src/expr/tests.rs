@@ -85,16 +85,16 @@ fn values_print_like_kestra() {
 fn strict_undefined_names_the_missing_attribute() {
     assert_eq!(
         r_err("{{ outputs.missing.value }}"),
-        "Unable to find 'missing' used in the expression '{{ outputs.missing.value }}' at line 1"
+        "Unable to find `missing` used in the expression `{{ outputs.missing.value }}` at line 1"
     );
-    assert!(r_err("{{ missing }}").contains("Unable to find 'missing'"));
+    assert!(r_err("{{ missing }}").contains("Unable to find `missing`"));
     assert!(
         r_err("a\n{{ outputs.t2.nope }}")
-            .contains("'nope' used in the expression '{{ outputs.t2.nope }}' at line 2")
+            .contains("`nope` used in the expression `{{ outputs.t2.nope }}` at line 2")
     );
-    assert!(r_err("{{ outputs.notexists == 2 }}").contains("'notexists'"));
-    assert!(r_err("{% if outputs.x %}a{% endif %}").contains("'x'"));
-    assert!(r_err("{{ inputs.nothing.deeper }}").contains("'deeper'"));
+    assert!(r_err("{{ outputs.notexists == 2 }}").contains("`notexists`"));
+    assert!(r_err("{% if outputs.x %}a{% endif %}").contains("`x`"));
+    assert!(r_err("{{ inputs.nothing.deeper }}").contains("`deeper`"));
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn eval_is_typed() {
     let e = Renderer::new()
         .eval("outputs.missing.value", &ctx(&v))
         .unwrap_err();
-    assert!(e.message.contains("Unable to find 'missing'"));
+    assert!(e.message.contains("Unable to find `missing`"));
 }
 
 #[test]
