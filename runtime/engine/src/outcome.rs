@@ -23,6 +23,31 @@ pub enum Level {
     Error,
 }
 
+impl Level {
+    /// Parses Kestra's level name (`TRACE`, `DEBUG`, `INFO`, `WARN`, `ERROR`), in any case.
+    pub fn parse(name: &str) -> Option<Level> {
+        match name.to_ascii_uppercase().as_str() {
+            "TRACE" => Some(Level::Trace),
+            "DEBUG" => Some(Level::Debug),
+            "INFO" => Some(Level::Info),
+            "WARN" | "WARNING" => Some(Level::Warn),
+            "ERROR" => Some(Level::Error),
+            _ => None,
+        }
+    }
+
+    /// The level's name as Kestra writes it (`INFO`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Trace => "TRACE",
+            Level::Debug => "DEBUG",
+            Level::Info => "INFO",
+            Level::Warn => "WARN",
+            Level::Error => "ERROR",
+        }
+    }
+}
+
 /// One log line of an attempt.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -73,6 +73,8 @@ pub struct AttemptRequest {
     pub limits: Option<Limits>,
     /// Hosts the task may call over HTTP.
     pub allow_list: AllowList,
+    /// The least level of the log lines kept (the task's `logLevel`); `None` keeps every line.
+    pub min_log_level: Option<Level>,
     /// Rendering and file storage.
     pub host: Arc<dyn TaskHost>,
 }
@@ -86,6 +88,7 @@ impl std::fmt::Debug for AttemptRequest {
             .field("timeout", &self.timeout)
             .field("limits", &self.limits)
             .field("allow_list", &self.allow_list)
+            .field("min_log_level", &self.min_log_level)
             .finish()
     }
 }
@@ -106,6 +109,7 @@ impl AttemptRequest {
             timeout: None,
             limits: None,
             allow_list: AllowList::default(),
+            min_log_level: None,
             host,
         }
     }
@@ -128,6 +132,13 @@ impl AttemptRequest {
         self
     }
 
+    /// Drops the log lines below `level` (Kestra's task `logLevel`): they are neither kept nor
+    /// counted against the log caps.
+    pub fn with_min_log_level(mut self, level: Level) -> Self {
+        self.min_log_level = Some(level);
+        self
+    }
+
     /// Set the HTTP allow-list.
     pub fn with_allow_list(mut self, allow_list: AllowList) -> Self {
         self.allow_list = allow_list;
@@ -146,6 +157,7 @@ fn new_store(
     host: Arc<dyn TaskHost>,
     allow: AllowList,
     limits: Limits,
+    min_log_level: Option<Level>,
     timeout: Duration,
 ) -> Result<Store<AttemptState>, String> {
     let stdout = MemoryOutputPipe::new(limits.max_stdio_bytes);
@@ -174,6 +186,7 @@ fn new_store(
         http: engine.inner.http.clone(),
         allow,
         limits,
+        min_log_level,
         logs: Vec::new(),
         log_bytes: 0,
         logs_dropped: 0,
@@ -212,6 +225,7 @@ pub(crate) async fn describe(
         Arc::new(MemoryHost::new()),
         AllowList::default(),
         engine.inner.config.limits.clone(),
+        None,
         Duration::from_secs(10),
     )?;
     let call = async {
@@ -272,6 +286,7 @@ impl Registry {
             req.host,
             req.allow_list.union(&cfg.http_allow),
             limits,
+            req.min_log_level,
             timeout,
         ) {
             Ok(s) => s,

@@ -72,6 +72,8 @@ pub(crate) struct AttemptState {
     pub(crate) http: HttpClient,
     pub(crate) allow: AllowList,
     pub(crate) limits: Limits,
+    /// Lines below this level are dropped (the task's `logLevel`).
+    pub(crate) min_log_level: Option<Level>,
     pub(crate) logs: Vec<LogLine>,
     pub(crate) log_bytes: usize,
     pub(crate) logs_dropped: u64,
@@ -100,6 +102,9 @@ pub(crate) fn now_ms() -> u64 {
 impl AttemptState {
     /// Keep a log line unless the caps are reached.
     pub(crate) fn push_log(&mut self, level: Level, message: String) {
+        if self.min_log_level.is_some_and(|min| level < min) {
+            return;
+        }
         if self.logs.len() >= self.limits.max_log_lines
             || self.log_bytes + message.len() > self.limits.max_log_bytes
         {

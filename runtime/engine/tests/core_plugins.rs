@@ -200,6 +200,36 @@ async fn log_writes_each_message_at_its_level() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_below_the_min_log_level_are_dropped() {
+    let r = registry().await;
+    let host = Arc::new(MemoryHost::new());
+    let trace = json!({ "message": "fine", "level": "TRACE" });
+    let out = r
+        .run_attempt(req(&host, "io.kestra.plugin.core.log.Log", trace.clone()))
+        .await;
+    assert_eq!(out.logs.len(), 1, "no minimum: every line is kept");
+    let out = r
+        .run_attempt(
+            req(&host, "io.kestra.plugin.core.log.Log", trace)
+                .with_min_log_level(Level::parse("info").unwrap()),
+        )
+        .await;
+    assert_eq!(out.result, Ok(json!({})));
+    assert!(out.logs.is_empty(), "{:?}", out.logs);
+    let out = r
+        .run_attempt(
+            req(
+                &host,
+                "io.kestra.plugin.core.log.Log",
+                json!({ "message": "kept", "level": "WARN" }),
+            )
+            .with_min_log_level(Level::Info),
+        )
+        .await;
+    assert_eq!(out.logs[0].message, "kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sleep_waits_and_respects_the_timeout() {
     let r = registry().await;
     let host = Arc::new(MemoryHost::new());

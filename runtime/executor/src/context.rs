@@ -38,7 +38,12 @@ pub(crate) fn base(
     );
     v.insert("execution".into(), Json::Object(e));
     if !flow.inputs.is_empty() || !exec.inputs.is_empty() {
-        let mut inputs = exec.inputs.clone();
+        // SECRET inputs are sealed in the execution; expressions see their plain text
+        let mut inputs: Map<String, Json> = exec
+            .inputs
+            .iter()
+            .map(|(k, x)| (k.clone(), crate::inputs::reveal_secrets(x)))
+            .collect();
         for i in &flow.inputs {
             if let (false, Some(d)) = (inputs.contains_key(&i.id), &i.defaults) {
                 inputs.insert(i.id.clone(), d.clone());
@@ -54,17 +59,37 @@ pub(crate) fn base(
             .collect();
         v.insert("vars".into(), Json::Object(vars));
     }
-    let labels: Map<String, Json> = exec
-        .labels
-        .iter()
-        .map(|l| (l.key.clone(), Json::String(l.value.clone())))
-        .collect();
-    v.insert("labels".into(), Json::Object(labels));
+    v.insert("labels".into(), Json::Object(nested_labels(&exec.labels)));
     if let Some(t) = &exec.trigger {
         let vars = t.get("variables").cloned().unwrap_or_else(|| t.clone());
         v.insert("trigger".into(), vars);
     }
     v
+}
+
+/// The labels as expressions see them (Kestra's `Label.toNestedMap`): a dotted key is nested,
+/// so `system.correlationId` is read as `labels.system.correlationId`; a later label with the
+/// same key wins. A key that is both a value and a prefix (`a` and `a.b`) keeps the value.
+fn nested_labels(labels: &[weft_flow::model::Label]) -> Map<String, Json> {
+    let mut out = Map::new();
+    for l in labels {
+        let mut cur = &mut out;
+        let mut parts = l.key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            if parts.peek().is_none() {
+                cur.insert(part.to_string(), Json::String(l.value.clone()));
+                break;
+            }
+            let slot = cur
+                .entry(part.to_string())
+                .or_insert_with(|| Json::Object(Map::new()));
+            match slot {
+                Json::Object(m) => cur = m,
+                _ => break,
+            }
+        }
+    }
+    out
 }
 
 /// Loops with more values than this show a task only the outputs of its own iteration of the

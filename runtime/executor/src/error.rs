@@ -16,9 +16,12 @@ pub enum ExecutorError {
     NotAllowed {
         /// The execution.
         execution: String,
-        /// `restarted` or `replayed`.
+        /// `restarted`, `replayed` or `resumed`.
         action: &'static str,
         /// Why.
         reason: String,
     },
+    /// Inputs (of a resume) that could not be read, in Kestra's words.
+    #[error("{0}")]
+    Inputs(crate::inputs::InputErrors),
 }

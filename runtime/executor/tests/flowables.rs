@@ -1110,3 +1110,45 @@ tasks:
     assert_eq!(r.last_attempt().unwrap().state.current, State::Success);
     assert_eq!(s.exec.state.current, State::Success);
 }
+
+#[test]
+fn resume_inputs_are_typed_and_validated_by_the_pause_on_resume() {
+    use indexmap::IndexMap;
+    use weft_executor::inputs::{InputContext, RawInput};
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - {id: asked, type: STRING}
+      - {id: n, type: INT, required: false}
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.pause.onResume.asked }} {{ outputs.pause.onResume.n }}"
+"#));
+    let r = renderer();
+    let ctx = InputContext::new("x", t0(), &r);
+    let e =
+        s.ex.resume_inputs(&s.exec, &IndexMap::new(), &ctx)
+            .unwrap_err();
+    assert!(e.to_string().contains("not PAUSED"), "{e}");
+    s.start();
+    assert_eq!(s.exec.state.current, State::Paused);
+    let e =
+        s.ex.resume_inputs(&s.exec, &IndexMap::new(), &ctx)
+            .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Invalid input for `asked`, missing required input, but received `null`"),
+        "{e}"
+    );
+    let raw = IndexMap::from([
+        ("asked".to_string(), RawInput::Text("yes".into())),
+        ("n".to_string(), RawInput::Text("4".into())),
+    ]);
+    let typed = s.ex.resume_inputs(&s.exec, &raw, &ctx).unwrap();
+    assert_eq!(typed["n"], json!(4));
+    s.apply(vec![Event::Resume { inputs: typed }]);
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.output("last", None)["value"], json!("yes 4"));
+}

@@ -2,12 +2,17 @@
 //! `onResume` inputs, and the deprecated `tasks` run after the resume.
 
 use chrono::TimeDelta;
+use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
+use weft_flow::model::Input;
 
-use super::Step;
+use super::{Executor, Step};
 use crate::effect::Effect;
+use crate::error::ExecutorError;
 use crate::event::{Timer, TimerKind};
+use crate::execution::Execution;
 use crate::index::Agg;
+use crate::inputs::{InputContext, RawInput};
 use crate::plan::BlockKind;
 use crate::state::State;
 
@@ -150,4 +155,61 @@ pub(super) fn timeout_due(step: &mut Step<'_>, pos: u32) {
 fn end_paused(step: &mut Step<'_>, pos: u32, state: State) {
     step.finish_run(pos, state);
     unpause_execution(step);
+}
+
+impl Executor {
+    /// Types and validates the `onResume` inputs sent to resume `exec`, as flow inputs are
+    /// (Kestra's wording in errors): the inputs declared by the `onResume` of its paused Pause
+    /// task runs. Send the result with [`crate::Event::Resume`]. Scans the task runs once (a
+    /// resume is one request, not an `advance`).
+    pub fn resume_inputs(
+        &self,
+        exec: &Execution,
+        raw: &IndexMap<String, RawInput>,
+        ctx: &InputContext<'_>,
+    ) -> Result<Map<String, Json>, ExecutorError> {
+        let not_allowed = |reason: String| ExecutorError::NotAllowed {
+            execution: exec.id.clone(),
+            action: "resumed",
+            reason,
+        };
+        if exec.state.current != State::Paused {
+            return Err(not_allowed(format!(
+                "it is {}, not PAUSED",
+                exec.state.current.as_str()
+            )));
+        }
+        let mut declared: Vec<Input> = Vec::new();
+        for run in exec
+            .task_run_list
+            .iter()
+            .filter(|r| r.state.current == State::Paused)
+        {
+            let Some(task) = self
+                .plan
+                .by_task_id
+                .get(&run.task_id)
+                .and_then(|&n| self.plan.node(n).task.as_ref())
+            else {
+                continue;
+            };
+            let Some(list) = task.properties.get("onResume") else {
+                continue;
+            };
+            let inputs: Vec<Input> = serde_json::from_value(list.clone()).map_err(|e| {
+                not_allowed(format!(
+                    "the `onResume` of task `{}` cannot be read: {e}",
+                    task.id
+                ))
+            })?;
+            for i in inputs {
+                if !declared.iter().any(|d| d.id == i.id) {
+                    declared.push(i);
+                }
+            }
+        }
+        let mut flow = self.plan.flow.clone();
+        flow.inputs = declared;
+        crate::inputs::read_inputs(&flow, raw, ctx).map_err(ExecutorError::Inputs)
+    }
 }

@@ -3,7 +3,7 @@
 //! Everything Pebble and Jinja write alike is emitted as is; the rest becomes a call of a
 //! helper registered by `functions::register`:
 //! - every variable, attribute and index chain becomes `__p(tag, line, root, 'root', seg...)`,
-//!   which walks the chain and fails with "Unable to find 'seg'" on the first missing step
+//!   which walks the chain and fails with "Unable to find `seg`" on the first missing step
 //!   (Pebble's strict variables), or `__o(root, seg...)`, which yields undefined instead, under
 //!   `??`, `???`, `is defined` and `default`;
 //! - `a ?? b` becomes `(A if A is pb_present else B)` (lazy, like Pebble), `a ??? b` tests

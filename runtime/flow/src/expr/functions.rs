@@ -6,7 +6,7 @@ use super::args::{bind, err, to_f64, to_i64};
 use super::filters::date;
 use super::host::HostRequest;
 use super::scope;
-use super::value::{display, from_json, lookup, to_json};
+use super::value::{display, from_json, lookup};
 use minijinja::value::{Kwargs, Rest, Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 
@@ -89,7 +89,7 @@ pub(crate) fn register(env: &mut Environment<'static>) {
     });
     env.add_function("currentEachOutput", |args: Rest<Value>, kw: Kwargs| {
         let a = bind("currentEachOutput()", &["outputs"], &args, &kw)?;
-        host(HostRequest::CurrentEachOutput(to_json(a.req(0)?)))
+        current_each_output(a.req(0)?)
     });
     env.add_function("errorLogs", |args: Rest<Value>, kw: Kwargs| {
         let _ = bind("errorLogs()", &[], &args, &kw)?;
@@ -103,6 +103,42 @@ fn context(args: &[Value]) -> Result<Value, Error> {
         return Err(err("fetchContext() takes no argument"));
     }
     Ok(scope::current().map(|s| s.vars.clone()).unwrap_or_default())
+}
+
+/// `currentEachOutput(outputs.task)`: the output of the current iteration of the loops around
+/// the task, i.e. `outputs.task[outer value]...[inner value]`, the values being those of the
+/// `parents` that have one (outermost first) then `taskrun.value`.
+fn current_each_output(outputs: &Value) -> Result<Value, Error> {
+    let vars = scope::current().map(|s| s.vars.clone()).unwrap_or_default();
+    let value_of = |v: &Value| lookup(&lookup(v, &Value::from("taskrun")), &Value::from("value"));
+    let mut path = Vec::new();
+    let parents = lookup(&vars, &Value::from("parents"));
+    if let Ok(iter) = parents.try_iter() {
+        for p in iter {
+            let v = value_of(&p);
+            if !v.is_undefined() && !v.is_none() {
+                path.push(v);
+            }
+        }
+    }
+    path.reverse(); // `parents` is innermost first
+    let own = value_of(&vars);
+    if !own.is_undefined() && !own.is_none() {
+        path.push(own);
+    }
+    let mut out = outputs.clone();
+    for key in &path {
+        let next = lookup(&out, key);
+        if next.is_undefined() {
+            return Err(err(format!(
+                "currentEachOutput(): the outputs have no entry for the loop value `{}` (values of the current iteration, outermost first: {})",
+                display(key),
+                path.iter().map(display).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        out = next;
+    }
+    Ok(out)
 }
 
 fn host(req: HostRequest) -> Result<Value, Error> {
@@ -127,7 +163,7 @@ fn strict_path(args: Rest<Value>) -> Result<Value, Error> {
         Error::new(
             ErrorKind::UndefinedError,
             format!(
-                "Unable to find '{name}' used in the expression '{}' at line {}",
+                "Unable to find `{name}` used in the expression `{}` at line {}",
                 tag.as_str().unwrap_or_default(),
                 display(line)
             ),

@@ -11,7 +11,7 @@ fn not_available(what: &str) -> String {
 }
 
 /// The services expressions reach through `secret()`, `read()`, `kv()`, `fileSize()`,
-/// `fileURI()`, `currentEachOutput()` and `errorLogs()`. Every method has a default that
+/// `fileURI()` and `errorLogs()`. Every method has a default that
 /// fails with "… is not available here".
 pub trait ExprHost: Send + Sync {
     /// `secret('KEY')`.
@@ -39,11 +39,6 @@ pub trait ExprHost: Send + Sync {
         let _ = (namespace, key);
         Err(not_available("kv"))
     }
-    /// `currentEachOutput(outputs.task)`: the output of the current loop iteration.
-    fn current_each_output(&self, outputs: &Json) -> Result<Json, String> {
-        let _ = outputs;
-        Err(not_available("currentEachOutput"))
-    }
     /// `errorLogs()`: the error logs of the execution.
     fn error_logs(&self) -> Result<Json, String> {
         Err(not_available("errorLogs"))
@@ -58,7 +53,6 @@ pub(crate) enum HostRequest {
     FileSize(String),
     FileUri(String),
     Kv(Option<String>, String),
-    CurrentEachOutput(Json),
     ErrorLogs,
 }
 
@@ -74,7 +68,6 @@ impl HostRequest {
                 Some(v) => serde_json::json!({ "found": true, "value": v }),
                 None => serde_json::json!({ "found": false }),
             }),
-            Self::CurrentEachOutput(o) => host.current_each_output(o),
             Self::ErrorLogs => host.error_logs(),
         }
     }
@@ -87,7 +80,6 @@ impl HostRequest {
             Self::FileSize(_) => "fileSize",
             Self::FileUri(_) => "fileURI",
             Self::Kv(..) => "kv",
-            Self::CurrentEachOutput(_) => "currentEachOutput",
             Self::ErrorLogs => "errorLogs",
         }
     }

@@ -123,10 +123,15 @@ fn context_for(vars: &serde_json::Value, texts: &[&str]) -> minijinja::Value {
             .iter()
             .any(|f| t.contains(f))
     });
+    // currentEachOutput() reads the loop values of `parents` and `taskrun` itself
+    let loop_values = texts.iter().any(|t| t.contains("currentEachOutput"));
+    let wanted = |k: &str| {
+        texts.iter().any(|t| t.contains(k)) || (loop_values && matches!(k, "parents" | "taskrun"))
+    };
     match vars {
         serde_json::Value::Object(map) if !everything => minijinja::Value::from_pairs(
             map.iter()
-                .filter(|(k, _)| texts.iter().any(|t| t.contains(k.as_str())))
+                .filter(|(k, _)| wanted(k))
                 .map(|(k, v)| (minijinja::Value::from(k.as_str()), value::from_json(v))),
         ),
         other => value::from_json(other),

@@ -89,7 +89,6 @@ pub(crate) const FUNCTIONS: &[&str] = &[
 
 /// Functions that reach the host (storage, secrets) or may render strings that do.
 pub(crate) const HOST_FUNCTIONS: &[&str] = &[
-    "currentEachOutput",
     "errorLogs",
     "fileSize",
     "fileURI",

@@ -85,16 +85,16 @@ fn values_print_like_kestra() {
 fn strict_undefined_names_the_missing_attribute() {
     assert_eq!(
         r_err("{{ outputs.missing.value }}"),
-        "Unable to find 'missing' used in the expression '{{ outputs.missing.value }}' at line 1"
+        "Unable to find `missing` used in the expression `{{ outputs.missing.value }}` at line 1"
     );
-    assert!(r_err("{{ missing }}").contains("Unable to find 'missing'"));
+    assert!(r_err("{{ missing }}").contains("Unable to find `missing`"));
     assert!(
         r_err("a\n{{ outputs.t2.nope }}")
-            .contains("'nope' used in the expression '{{ outputs.t2.nope }}' at line 2")
+            .contains("`nope` used in the expression `{{ outputs.t2.nope }}` at line 2")
     );
-    assert!(r_err("{{ outputs.notexists == 2 }}").contains("'notexists'"));
-    assert!(r_err("{% if outputs.x %}a{% endif %}").contains("'x'"));
-    assert!(r_err("{{ inputs.nothing.deeper }}").contains("'deeper'"));
+    assert!(r_err("{{ outputs.notexists == 2 }}").contains("`notexists`"));
+    assert!(r_err("{% if outputs.x %}a{% endif %}").contains("`x`"));
+    assert!(r_err("{{ inputs.nothing.deeper }}").contains("`deeper`"));
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn eval_is_typed() {
     let e = Renderer::new()
         .eval("outputs.missing.value", &ctx(&v))
         .unwrap_err();
-    assert!(e.message.contains("Unable to find 'missing'"));
+    assert!(e.message.contains("Unable to find `missing`"));
 }
 
 #[test]
@@ -541,11 +541,50 @@ fn host_functions_fail_clearly_without_a_host() {
         "{{ kv('K') }}",
         "{{ fileSize('x') }}",
         "{{ fileURI('x') }}",
-        "{{ currentEachOutput(outputs.t2) }}",
         "{{ errorLogs() }}",
     ] {
         assert!(r_err(t).contains("is not available here"), "{t}");
     }
+}
+
+#[test]
+fn current_each_output_follows_the_loop_values_outermost_first() {
+    let v = json!({
+        "outputs": {"o": {"a": {"x": {"value": "a-x"}, "y": {"value": "a-y"}}, "b": {"x": {"value": "b-x"}}},
+                    "flat": {"value": "f"}},
+        "parents": [{"taskrun": {"value": "a"}}, {"outputs": {}}],
+        "taskrun": {"value": "y"},
+    });
+    let rd = Renderer::new();
+    let c = ctx(&v);
+    assert_eq!(
+        rd.render("{{ currentEachOutput(outputs.o).value }}", &c)
+            .unwrap(),
+        "a-y"
+    );
+    // the template names neither `parents` nor `taskrun`: they are still given to the function
+    assert_eq!(
+        rd.render_value(
+            &json!({"k": "{{ currentEachOutput(outputs.o).value }}"}),
+            &c
+        )
+        .unwrap(),
+        json!({"k": "a-y"})
+    );
+    let v = json!({"outputs": {"flat": {"value": "f"}}, "taskrun": {}});
+    assert_eq!(
+        rd.render("{{ currentEachOutput(outputs.flat).value }}", &ctx(&v))
+            .unwrap(),
+        "f"
+    );
+    let v = json!({"outputs": {"o": {"a": {}}}, "taskrun": {"value": "zz"}});
+    let e = rd
+        .render("{{ currentEachOutput(outputs.o) }}", &ctx(&v))
+        .unwrap_err();
+    assert!(
+        e.message.contains("no entry for the loop value `zz`"),
+        "{e}"
+    );
 }
 
 struct TestHost;

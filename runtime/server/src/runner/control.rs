@@ -355,6 +355,31 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// Types and validates `onResume` inputs for a paused execution (uploading `req.files`
+    /// first, as FILE inputs), then queues its resume. Fails with Kestra's input error when an
+    /// input is missing or invalid; nothing is queued then.
+    pub async fn resume_with(&mut self, id: &str, req: StartRequest) -> Result<(), RunError> {
+        let Some(live) = self.lives.get(id) else {
+            return Err(RunError::Storage(format!(
+                "no execution {id} in this session"
+            )));
+        };
+        let executor = live.executor.clone();
+        let files = live.files.clone();
+        let mut values = req.inputs;
+        for (input, name, bytes) in req.files {
+            let uri = files.input_file_uri(&input, &name).map_err(storage)?;
+            files.put(&uri, bytes.into()).await.map_err(storage)?;
+            values.insert(input, RawInput::File { name, uri });
+        }
+        let exec = &live.current.value;
+        let ictx = InputContext::new(&exec.id, Utc::now(), &self.runner.renderer);
+        let inputs = executor
+            .resume_inputs(exec, &values, &ictx)
+            .map_err(|e| RunError::Inputs(e.to_string()))?;
+        self.resume(id, inputs)
+    }
+
     /// Restarts a FAILED or KILLED execution (same id): it is RESTARTED when this returns (the
     /// returned document), and runs again at the next [`Session::drive_until`].
     pub async fn restart(&mut self, id: &str) -> Result<Execution, RunError> {

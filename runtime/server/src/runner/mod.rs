@@ -8,6 +8,7 @@
 
 pub mod control;
 mod host;
+mod logs;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -31,6 +32,7 @@ use weft_store::repo::{
 };
 
 use host::AttemptHost;
+use logs::AttemptLogs;
 
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -543,6 +545,10 @@ impl Runner {
                     &level,
                     &message,
                 );
+                if let (Some(run_id), Some(live)) = (task_run_id.as_deref(), lives.get(exec_id)) {
+                    self.store_executor_log(&live.current.value, run_id, &level, &message)
+                        .await;
+                }
             }
             Effect::Terminated { state } => {
                 let Some(live) = lives.get_mut(exec_id) else {
@@ -566,6 +572,38 @@ impl Runner {
         Ok(())
     }
 
+    /// Keeps a line the executor wrote for a task run in the log store (after the lines
+    /// it wrote earlier for the same task run).
+    async fn store_executor_log(
+        &self,
+        exec: &Execution,
+        task_run_id: &str,
+        level: &str,
+        message: &str,
+    ) {
+        let task_id = exec
+            .task_run_list
+            .iter()
+            .rev()
+            .find(|r| r.id == task_run_id)
+            .map_or("", |r| r.task_id.as_str());
+        let mut logs = AttemptLogs::of(
+            &exec.namespace,
+            &exec.flow_id,
+            &exec.id,
+            task_id,
+            task_run_id,
+            logs::EXECUTOR_SLOT,
+        );
+        logs.push(level, message);
+        if let Err(e) = logs
+            .store_with(&LogRepo::new(self.store.clone()), true)
+            .await
+        {
+            tracing::warn!(error = %e, "could not store a log line of the executor");
+        }
+    }
+
     fn spawn_attempt(
         &self,
         live: &Live,
@@ -584,7 +622,8 @@ impl Runner {
         let files = live.files.clone();
         let host = Arc::new(AttemptHost {
             renderer: self.renderer.clone(),
-            expr_host: FilesExprHost::new(files.clone(), tokio::runtime::Handle::current()),
+            expr_host: FilesExprHost::new(files.clone(), tokio::runtime::Handle::current())
+                .with_logs(LogRepo::new(self.store.clone())),
             files: files.clone(),
             now: Utc::now(),
             seed: task.seed,
@@ -599,58 +638,31 @@ impl Runner {
         if let Some(timeout) = task.timeout.and_then(|t| t.to_std()) {
             request = request.with_timeout(timeout);
         }
+        if let Some(level) = task
+            .log_level
+            .as_deref()
+            .and_then(weft_engine::Level::parse)
+        {
+            request = request.with_min_log_level(level);
+        }
         let engine = self.engine.clone();
         let store = self.store.clone();
         let observer = self.observer.clone();
         let offload = self.offload;
         let exec_for_observer = exec.clone();
-        let flow_of = (exec.namespace.clone(), exec.flow_id.clone());
+        let logs = AttemptLogs::new(&exec.namespace, &exec.flow_id, &task);
         tokio::spawn(async move {
             let started = Instant::now();
             let outcome = engine.run_attempt(request).await;
+            let mut logs = logs;
             for line in &outcome.logs {
                 observer.log(
                     &task.execution_id,
                     &task.task_id,
-                    &format!("{:?}", line.level).to_uppercase(),
+                    line.level.as_str(),
                     &line.message,
                 );
-            }
-            let mut records: Vec<Json> = outcome
-                .logs
-                .iter()
-                .map(|line| {
-                    log_record(
-                        &flow_of,
-                        &task,
-                        &format!("{:?}", line.level).to_uppercase(),
-                        &line.message,
-                        DateTime::<Utc>::from_timestamp_millis(
-                            i64::try_from(line.timestamp_ms).unwrap_or(i64::MAX),
-                        ),
-                    )
-                })
-                .collect();
-            if let Err(failure) = &outcome.result {
-                records.push(log_record(
-                    &flow_of,
-                    &task,
-                    "ERROR",
-                    &failure.to_string(),
-                    Some(Utc::now()),
-                ));
-            }
-            if !records.is_empty()
-                && let Err(e) = LogRepo::new(store.clone())
-                    .put(
-                        &task.execution_id,
-                        &task.task_run_id,
-                        task.attempt,
-                        &records,
-                    )
-                    .await
-            {
-                tracing::warn!(error = %e, "could not store the logs of an attempt");
+                logs.push_at(line.timestamp_ms, line.level.as_str(), &line.message);
             }
             let (state, mut outputs) = match outcome.result {
                 Ok(Json::Object(map)) => (State::Success, map),
@@ -660,12 +672,9 @@ impl Runner {
                     Map::from_iter([("value".to_string(), other)]),
                 ),
                 Err(failure) => {
-                    observer.log(
-                        &task.execution_id,
-                        &task.task_id,
-                        "ERROR",
-                        &failure.to_string(),
-                    );
+                    let message = failure.to_string();
+                    observer.log(&task.execution_id, &task.task_id, "ERROR", &message);
+                    logs.push("ERROR", &message);
                     (State::Failed, Map::new())
                 }
             };
@@ -680,11 +689,18 @@ impl Runner {
             {
                 Ok(_) => state,
                 Err(e) => {
-                    observer.log(&task.execution_id, &task.task_id, "ERROR", &e.to_string());
+                    let message = e.to_string();
+                    observer.log(&task.execution_id, &task.task_id, "ERROR", &message);
+                    logs.push("ERROR", &message);
                     outputs.clear();
                     State::Failed
                 }
             };
+            // the logs are stored before the result is applied, so the tasks that run next
+            // (e.g. an `errors` branch calling `errorLogs()`) find them
+            if let Err(e) = logs.store(&LogRepo::new(store.clone())).await {
+                tracing::warn!(error = %e, "could not store the attempt's logs");
+            }
             let result = WorkerResult {
                 task_run_id: task.task_run_id.clone(),
                 attempt: task.attempt,
@@ -716,27 +732,6 @@ impl Runner {
             });
         })
     }
-}
-
-/// One log record as Kestra's API shows it (`LogEntry`).
-fn log_record(
-    flow: &(String, String),
-    task: &RunTask,
-    level: &str,
-    message: &str,
-    at: Option<DateTime<Utc>>,
-) -> Json {
-    serde_json::json!({
-        "namespace": flow.0,
-        "flowId": flow.1,
-        "taskId": task.task_id,
-        "executionId": task.execution_id,
-        "taskRunId": task.task_run_id,
-        "attemptNumber": task.attempt,
-        "timestamp": at.unwrap_or_else(Utc::now).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        "level": level,
-        "message": message,
-    })
 }
 
 fn storage(e: impl std::fmt::Display) -> RunError {

@@ -363,6 +363,7 @@ pub struct FilesExprHost {
     files: ExecutionFiles,
     handle: tokio::runtime::Handle,
     kv: Option<crate::repo::KvRepo>,
+    logs: Option<crate::repo::LogRepo>,
 }
 
 impl FilesExprHost {
@@ -372,7 +373,14 @@ impl FilesExprHost {
             files,
             handle,
             kv: None,
+            logs: None,
         }
+    }
+
+    /// Also serves `errorLogs()` (the ERROR log records of the execution) from `logs`.
+    pub fn with_logs(mut self, logs: crate::repo::LogRepo) -> FilesExprHost {
+        self.logs = Some(logs);
+        self
     }
 
     /// Also serves `kv('KEY')` (the execution's namespace) and `kv('KEY', namespace='ns')` from `kv`.
@@ -431,5 +439,21 @@ impl weft_flow::expr::ExprHost for FilesExprHost {
         self.files
             .namespace_file_uri(path)
             .map_err(|e| format!("fileURI(): {e}"))
+    }
+
+    fn error_logs(&self) -> Result<serde_json::Value, String> {
+        let Some(logs) = &self.logs else {
+            return Err(
+                "errorLogs() is not available here: no log store was given to this renderer"
+                    .to_owned(),
+            );
+        };
+        let records = self.block("errorLogs", logs.read_all(self.files.execution_id()))?;
+        Ok(serde_json::Value::Array(
+            records
+                .into_iter()
+                .filter(|r| r.get("level").and_then(serde_json::Value::as_str) == Some("ERROR"))
+                .collect(),
+        ))
     }
 }

@@ -521,6 +521,46 @@ async fn expr_host_reads_files(env: Env) {
         )
         .unwrap();
     assert_eq!(out, "hi there 8");
+    // errorLogs(): the ERROR records of the execution, in time order
+    assert!(host.error_logs().unwrap_err().contains("no log store"));
+    let logs = LogRepo::new(env.store.clone());
+    let rec = |ts: &str, level: &str, msg: &str| json!({"timestamp": ts, "level": level, "message": msg, "taskId": "t"});
+    logs.put(
+        "e1",
+        "tr2",
+        1,
+        &[rec("2024-01-01T00:00:02.000Z", "ERROR", "late")],
+    )
+    .await
+    .unwrap();
+    logs.put(
+        "e1",
+        "tr1",
+        1,
+        &[
+            rec("2024-01-01T00:00:01.000Z", "INFO", "fine"),
+            rec("2024-01-01T00:00:01.500Z", "ERROR", "early"),
+        ],
+    )
+    .await
+    .unwrap();
+    logs.put(
+        "e2",
+        "tr1",
+        1,
+        &[rec("2024-01-01T00:00:00.000Z", "ERROR", "other")],
+    )
+    .await
+    .unwrap();
+    let host = host.with_logs(logs);
+    let found = host.error_logs().unwrap();
+    let messages: Vec<&str> = found
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages, ["early", "late"]);
 }
 
 const FLOW: &str = "id: hello\nnamespace: company.team\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    message: hi\n";

@@ -1017,3 +1017,21 @@ fn check_trigger(want: &Json, exec: &Execution, r: &mut Report) {
         }
     }
 }
+
+/// Checks an error message against a step's `expectError` (`contains` and/or `equals`); the
+/// mismatch, if any.
+pub(crate) fn error_mismatch(want: &Json, message: &str) -> Option<String> {
+    if let Some(c) = want.get("contains").and_then(Json::as_str)
+        && !message.contains(c)
+    {
+        return Some(format!(
+            "expected an error containing {c:?}, found {message:?}"
+        ));
+    }
+    if let Some(e) = want.get("equals").and_then(Json::as_str)
+        && message != e
+    {
+        return Some(format!("expected the error {e:?}, found {message:?}"));
+    }
+    None
+}

@@ -59,11 +59,6 @@ fn run_inner(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
                 "step action `{action}` is not supported by the in-process runner"
             )));
         }
-        if action == "resume" && step.get("resumeInputs").is_some() {
-            return Ok(Outcome::Skipped(
-                "step action `resume` with `resumeInputs`: typing and validating Pause `onResume` inputs is not supported by the runner".into(),
-            ));
-        }
     }
     let (catalog, flow) = match run_kinds::catalog(&dir, &raw, inner, &globals) {
         Ok(c) => c,
@@ -320,9 +315,31 @@ impl Scenario<'_> {
             }
             "resume" => {
                 let id = self.target(step)?;
-                self.session
-                    .resume(&id, Map::new())
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let resumed = match step.get("resumeInputs") {
+                    Some(inputs) => {
+                        let aliases = self.alias_snapshots();
+                        let subst_str = |s: &str| expect::substitute_in(s, None, &aliases);
+                        let req = run_kinds::start_request(Some(inputs), None, &subst_str);
+                        self.session.resume_with(&id, req).await
+                    }
+                    None => self.session.resume(&id, Map::new()),
+                };
+                match (resumed, step.get("expectError")) {
+                    (Ok(()), None) => {}
+                    (Err(e), None) => anyhow::bail!("resume: {e}"),
+                    (Err(e), Some(want)) => {
+                        if let Some(problem) = expect::error_mismatch(want, &e.to_string()) {
+                            self.problems.push(format!("resume: {problem}"));
+                        }
+                        return Ok(());
+                    }
+                    (Ok(()), Some(want)) => {
+                        self.problems.push(format!(
+                            "resume: expected an error ({want}), it was accepted"
+                        ));
+                        return Ok(());
+                    }
+                }
                 if expect.is_some() {
                     self.await_done(&id, step).await?;
                     self.check(expect, &id, None).await;
