@@ -1,6 +1,8 @@
 //! The HTTP API end to end: a real `weft server` (the library's `Server`) on 127.0.0.1, a local
 //! store in a temporary folder, the core plugins, and reqwest as the client.
 
+#![allow(clippy::unwrap_used)] // helpers of the tests (outside #[test] fns) unwrap too
+
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
