@@ -28,6 +28,14 @@ pub(crate) async fn read(req: Request) -> ApiResult<FormInputs> {
         .unwrap_or("")
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX)
+            .await
+            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        if is_empty_form(&bytes) {
+            return Ok(FormInputs::default());
+        }
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         let multipart = Multipart::from_request(req, &())
             .await
             .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
@@ -63,6 +71,17 @@ pub(crate) async fn read(req: Request) -> ApiResult<FormInputs> {
             "inputs must be sent as multipart/form-data (or a JSON object), not `{content_type}`"
         ),
     ))
+}
+
+/// A form without parts (only the closing boundary, as clients send an empty form).
+fn is_empty_form(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    let t = text.trim();
+    t.is_empty()
+        || (t.starts_with("--")
+            && t.ends_with("--")
+            && !t.contains("\r\n\r\n")
+            && t.lines().count() == 1)
 }
 
 async fn read_multipart(mut multipart: Multipart) -> ApiResult<FormInputs> {
@@ -167,5 +186,9 @@ mod tests {
         assert!(labels(Some("labels=nocolon")).is_err());
         assert!(query_flag(Some("labels=a:b&wait=true"), "wait"));
         assert!(!query_flag(Some("wait=false"), "wait"));
+        assert!(is_empty_form(b"--abc--\r\n"));
+        assert!(!is_empty_form(
+            b"--abc\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nx\r\n--abc--\r\n"
+        ));
     }
 }

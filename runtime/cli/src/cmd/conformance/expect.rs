@@ -727,6 +727,11 @@ async fn check_value(name: &str, found: Option<&Json>, spec: &Json, ctx: &Ctx<'_
                     r.fail(format!("{name}: expected isNull {want}, found {shown}"));
                 }
             }
+            "present" => {
+                if want.as_bool() != Some(found.is_some()) {
+                    r.fail(format!("{name}: expected present {want}, found {shown}"));
+                }
+            }
             "notNull" => {
                 let not_null = found.is_some_and(|f| !f.is_null());
                 if want.as_bool() != Some(not_null) {

@@ -5,6 +5,7 @@
 //! Cases listed in an out-of-reach file (one `case-name: reason` per line) are reported as
 //! skipped; a baseline file holds the least number of passing cases CI accepts (it may only go up).
 
+mod api_kind;
 mod cases;
 mod expect;
 mod input_kinds;
@@ -83,6 +84,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "run" => run_kinds::run(&mut env, case),
                 "input-typing" | "input-validation" => input_kinds::run(&mut env, case),
                 "scenario" => scenario::run(&mut env, case),
+                "api" => api_kind::run(&mut env, case),
                 other => Outcome::Skipped(format!("kind `{other}` is not supported yet")),
             },
         };

@@ -1,0 +1,562 @@
+//! The HTTP API end to end: a real `weft server` (the library's `Server`) on 127.0.0.1, a local
+//! store in a temporary folder, the core plugins, and reqwest as the client.
+
+#![allow(clippy::unwrap_used)] // helpers of the tests (outside #[test] fns) unwrap too
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use weft_server::api::{Server, ServerConfig};
+use weft_server::setup::{Setup, storage_url};
+
+const FLOW: &str = r#"id: hello
+namespace: company.team
+labels:
+  team: data
+inputs:
+  - id: name
+    type: STRING
+    defaults: world
+  - id: data
+    type: FILE
+    required: false
+tasks:
+  - id: greet
+    type: io.kestra.plugin.core.log.Log
+    message: "hello {{ inputs.name }}"
+  - id: shout
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.name | upper }}"
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: s3cret-key
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExpressionCondition
+        expression: "{{ trigger.body.go ?? true }}"
+"#;
+
+struct TestServer {
+    base: String,
+    client: reqwest::Client,
+    token: Option<String>,
+    stop: Option<oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start(token: Option<&str>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            storage: dir.path().join("store").display().to_string(),
+            auth_token: token.map(str::to_string),
+            wait_timeout_secs: 60,
+            shutdown_grace_secs: 5,
+            ..ServerConfig::default()
+        };
+        config.validate().unwrap();
+        let store = weft_store::open(&storage_url(&config.storage).unwrap())
+            .await
+            .unwrap();
+        let (setup, _) = Setup::load(None).await.unwrap();
+        let server = Server::bind(&config, setup, store).await.unwrap();
+        let addr = server.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let done = tokio::spawn(async move {
+            server
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestServer {
+            base: format!("http://{addr}"),
+            client: reqwest::Client::new(),
+            token: token.map(str::to_string),
+            stop: Some(stop),
+            done: Some(done),
+            _dir: dir,
+        }
+    }
+
+    fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.client.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn create_flow(&self, prefix: &str, source: &str) -> reqwest::Response {
+        self.req(reqwest::Method::POST, &format!("{prefix}/flows"))
+            .header("content-type", "application/x-yaml")
+            .body(source.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn json(&self, method: reqwest::Method, path: &str) -> (StatusCode, Value) {
+        let resp = self.req(method, path).send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, body)
+    }
+
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(d) = self.done.take() {
+            d.await.unwrap();
+        }
+    }
+}
+
+async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
+    let status = resp.status();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn outputs_of<'v>(exec: &'v Value, task: &str) -> &'v Value {
+    exec["taskRunList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["taskId"] == task)
+        .map(|t| &t["outputs"])
+        .unwrap_or(&Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_are_created_updated_validated_and_kept_per_tenant() {
+    let s = TestServer::start(None).await;
+    let (status, created) = body(s.create_flow("/api/v1", FLOW).await).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["revision"], 1);
+    assert_eq!(created["id"], "hello");
+    assert_eq!(created["source"], FLOW);
+
+    // creating it again is a conflict; updating makes revision 2
+    let (status, _) = body(s.create_flow("/api/v1", FLOW).await).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    let updated_source = FLOW.replace("hello {{", "hi {{");
+    let (status, updated) = body(
+        s.req(reqwest::Method::PUT, "/api/v1/flows/company.team/hello")
+            .header("content-type", "application/x-yaml")
+            .body(updated_source.clone())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    assert_eq!(updated["revision"], 2);
+    let (_, first) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/flows/company.team/hello?revision=1&source=true",
+        )
+        .await;
+    assert_eq!(first["source"], FLOW);
+    let (_, latest) = s
+        .json(reqwest::Method::GET, "/api/v1/flows/company.team/hello")
+        .await;
+    assert_eq!(latest["revision"], 2);
+    assert!(latest.get("source").is_none());
+    let (_, revisions) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/flows/company.team/hello/revisions",
+        )
+        .await;
+    assert_eq!(revisions.as_array().unwrap().len(), 2);
+    let (_, listed) = s
+        .json(reqwest::Method::GET, "/api/v1/flows/company.team")
+        .await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    // an invalid flow: 422 naming the line at fault
+    let bad = "id: bad\nnamespace: company.team\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    mesage: hi\n";
+    let (status, err) = body(s.create_flow("/api/v1", bad).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("line 4"), "{err}");
+    let details = err["details"].as_array().unwrap();
+    assert!(
+        details
+            .iter()
+            .any(|d| d["line"] == 6 && d["column"] == 5 && d["path"] == "tasks[0].mesage"),
+        "{err}"
+    );
+
+    // validate: one result per document, with lines
+    let docs = format!("{FLOW}---\n{bad}");
+    let (status, results) = body(
+        s.req(reqwest::Method::POST, "/api/v1/flows/validate")
+            .header("content-type", "application/x-yaml")
+            .body(docs)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let results = results.as_array().unwrap().clone();
+    assert_eq!(results.len(), 2, "{results:?}");
+    assert!(results[0].get("constraints").is_none(), "{:?}", results[0]);
+    assert_eq!(results[1]["flow"], "bad");
+    let lines: Vec<u64> = results[1]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["line"].as_u64().unwrap())
+        .collect();
+    let doc_start = FLOW.lines().count() as u64 + 2;
+    assert!(
+        lines.contains(&(doc_start + 5)),
+        "the line of `mesage` counts from the start of the file ({doc_start} + 5): {:?}",
+        results[1]
+    );
+    assert!(
+        results[1]["constraints"]
+            .as_str()
+            .unwrap()
+            .contains("mesage")
+    );
+
+    // tenants: the same flow in tenant `acme` is another flow, invisible from `main`
+    let other = FLOW.replace("id: hello", "id: only-acme");
+    let (status, _) = body(s.create_flow("/api/v1/acme", &other).await).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s
+        .json(reqwest::Method::GET, "/api/v1/flows/company.team/only-acme")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/acme/flows/company.team/only-acme",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/main/flows/company.team/hello",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // delete
+    let (status, _) = s
+        .json(reqwest::Method::DELETE, "/api/v1/flows/company.team/hello")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, err) = s
+        .json(reqwest::Method::GET, "/api/v1/flows/company.team/hello")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(err["message"].as_str().unwrap().contains("not found"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_start_with_inputs_wait_and_are_found_with_their_logs_and_files() {
+    let s = TestServer::start(None).await;
+    assert_eq!(
+        s.create_flow("/api/v1", FLOW).await.status(),
+        StatusCode::OK
+    );
+
+    // start with a text input and a file, wait for the end
+    let form = Form::new().text("name", "alice").part(
+        "data",
+        Part::bytes(b"a,b\n1,2\n".to_vec()).file_name("data.csv"),
+    );
+    let (status, exec) = body(
+        s.req(
+            reqwest::Method::POST,
+            "/api/v1/executions/company.team/hello?wait=true&labels=env:test",
+        )
+        .multipart(form)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    assert_eq!(exec["state"]["current"], "SUCCESS", "{exec}");
+    assert_eq!(outputs_of(&exec, "shout")["value"], "ALICE");
+    let labels = exec["labels"].as_array().unwrap();
+    assert!(labels.contains(&json!({"key": "env", "value": "test"})));
+    assert!(labels.contains(&json!({"key": "team", "value": "data"})));
+    let id = exec["id"].as_str().unwrap().to_string();
+    let uri = exec["inputs"]["data"].as_str().unwrap().to_string();
+    assert!(
+        uri.starts_with("kestra:///company/team/hello/executions/"),
+        "{uri}"
+    );
+
+    // get reads the stored document
+    let (status, got) = s
+        .json(reqwest::Method::GET, &format!("/api/v1/executions/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["state"]["current"], "SUCCESS");
+    let (status, _) = s
+        .json(reqwest::Method::GET, "/api/v1/executions/nope1234")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // the uploaded file downloads again
+    let resp = s
+        .req(
+            reqwest::Method::GET,
+            &format!("/api/v1/executions/{id}/file"),
+        )
+        .query(&[("path", uri.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), b"a,b\n1,2\n");
+
+    // logs
+    let (status, logs) = s
+        .json(reqwest::Method::GET, &format!("/api/v1/logs/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let logs = logs.as_array().unwrap();
+    assert!(
+        logs.iter()
+            .any(|l| l["taskId"] == "greet" && l["message"] == "hello alice"),
+        "{logs:?}"
+    );
+
+    // start without waiting: CREATED right away, then SUCCESS in storage
+    let (status, created) = body(
+        s.req(
+            reqwest::Method::POST,
+            "/api/v1/executions/company.team/hello",
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    assert_eq!(created["state"]["current"], "CREATED");
+    let second = created["id"].as_str().unwrap().to_string();
+    // search (by the index, which follows the execution document): wait for both to succeed
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let found = loop {
+        let (status, found) = s
+            .json(
+                reqwest::Method::GET,
+                "/api/v1/executions/search?namespace=company&flowId=hello&state=SUCCESS",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{found}");
+        if found["total"] == 2 {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "not 2 SUCCESS in time: {found}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let (_, e) = s
+        .json(
+            reqwest::Method::GET,
+            &format!("/api/v1/executions/{second}"),
+        )
+        .await;
+    assert_eq!(e["state"]["current"], "SUCCESS", "{e}");
+    assert_eq!(outputs_of(&e, "shout")["value"], "WORLD");
+    assert_eq!(found["results"][0]["id"], second.as_str(), "newest first");
+    let (_, paged) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/executions/search?namespace=company.team&size=1&page=2",
+        )
+        .await;
+    assert_eq!(paged["total"], 2);
+    assert_eq!(paged["results"][0]["id"], id.as_str());
+    let (_, none) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/executions/search?namespace=company.team&state=FAILED",
+        )
+        .await;
+    assert_eq!(none["total"], 0);
+
+    // a bad input value is a 400 naming the input; an unknown flow a 404
+    let form = Form::new().part("data", Part::text("x")); // not a file part
+    let (status, err) = body(
+        s.req(
+            reqwest::Method::POST,
+            "/api/v1/executions/company.team/hello",
+        )
+        .multipart(form)
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("data"), "{err}");
+    let (status, _) = body(
+        s.req(reqwest::Method::POST, "/api/v1/executions/foo/bar")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // delete
+    let (status, _) = s
+        .json(reqwest::Method::DELETE, &format!("/api/v1/executions/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (_, after) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/executions/search?namespace=company.team",
+        )
+        .await;
+    assert_eq!(after["total"], 1);
+
+    // metrics count what happened
+    let text = s
+        .req(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("weft_executions_started_total 2"), "{text}");
+    assert!(
+        text.contains("weft_executions_ended_total{state=\"SUCCESS\"} 2"),
+        "{text}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_start_executions_by_key_and_conditions() {
+    let s = TestServer::start(None).await;
+    assert_eq!(
+        s.create_flow("/api/v1", FLOW).await.status(),
+        StatusCode::OK
+    );
+    let (status, exec) = body(
+        s.req(
+            reqwest::Method::POST,
+            "/api/v1/executions/webhook/company.team/hello/s3cret-key?wait=true&x=1&x=2",
+        )
+        .header("x-custom", "yes")
+        .json(&json!({"go": true, "n": 3}))
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    assert_eq!(exec["state"]["current"], "SUCCESS", "{exec}");
+    let vars = &exec["trigger"]["variables"];
+    assert_eq!(vars["body"]["n"], 3);
+    assert_eq!(vars["headers"]["x-custom"], json!(["yes"]));
+    assert_eq!(vars["parameters"]["x"], json!(["1", "2"]));
+    assert_eq!(exec["trigger"]["id"], "hook");
+
+    // the condition is false: 204 and no execution
+    let resp = s
+        .req(
+            reqwest::Method::POST,
+            "/api/v1/executions/webhook/company.team/hello/s3cret-key",
+        )
+        .json(&json!({"go": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    assert!(resp.bytes().await.unwrap().is_empty());
+
+    // a wrong key or an unknown flow: 404
+    for path in [
+        "/api/v1/executions/webhook/company.team/hello/wrong-key",
+        "/api/v1/executions/webhook/company.team/nope/s3cret-key",
+    ] {
+        let (status, err) = s.json(reqwest::Method::GET, path).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}: {err}");
+    }
+    let (_, found) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/executions/search?namespace=company.team",
+        )
+        .await;
+    assert_eq!(found["total"], 1, "{found}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_every_api_call_needs_it_but_webhooks_use_their_key() {
+    let s = TestServer::start(Some("t0ken")).await;
+    assert_eq!(
+        s.create_flow("/api/v1", FLOW).await.status(),
+        StatusCode::OK
+    );
+    let anonymous = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", s.base);
+    let resp = anonymous
+        .get(url("/api/v1/flows/company.team/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    let resp = anonymous
+        .get(url("/api/v1/flows/company.team/hello"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = anonymous
+        .get(url("/api/v1/acme/flows/company.team/hello"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let resp = anonymous.get(url("/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let (status, _) = s
+        .json(reqwest::Method::GET, "/api/v1/flows/company.team/hello")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = anonymous
+        .post(url(
+            "/api/v1/executions/webhook/company.team/hello/s3cret-key",
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = anonymous.get(url("/health")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = anonymous.get(url("/ready")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    s.stop().await;
+}
