@@ -157,7 +157,6 @@ fn new_store(
     host: Arc<dyn TaskHost>,
     allow: AllowList,
     limits: Limits,
-    min_log_level: Option<Level>,
     timeout: Duration,
 ) -> Result<Store<AttemptState>, String> {
     let stdout = MemoryOutputPipe::new(limits.max_stdio_bytes);
@@ -186,7 +185,7 @@ fn new_store(
         http: engine.inner.http.clone(),
         allow,
         limits,
-        min_log_level,
+        min_log_level: None,
         logs: Vec::new(),
         log_bytes: 0,
         logs_dropped: 0,
@@ -225,7 +224,6 @@ pub(crate) async fn describe(
         Arc::new(MemoryHost::new()),
         AllowList::default(),
         engine.inner.config.limits.clone(),
-        None,
         Duration::from_secs(10),
     )?;
     let call = async {
@@ -286,12 +284,12 @@ impl Registry {
             req.host,
             req.allow_list.union(&cfg.http_allow),
             limits,
-            req.min_log_level,
             timeout,
         ) {
             Ok(s) => s,
             Err(e) => return bare(start, AttemptFailure::Instantiate(e)),
         };
+        store.data_mut().min_log_level = req.min_log_level;
         let call = async {
             let task = match plugin.pre.instantiate_async(&mut store).await {
                 Ok(t) => t,
