@@ -69,9 +69,11 @@ async fn a_100_mb_file_moves_through_tasks_and_the_execution_stays_small() {
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(serve(listener));
 
-    let mut config = EngineConfig::default();
-    config.cache_dir = None;
-    config.http_allow = AllowList::new([format!("127.0.0.1:{port}")]);
+    let config = EngineConfig {
+        cache_dir: None,
+        http_allow: AllowList::new([format!("127.0.0.1:{port}")]),
+        ..EngineConfig::default()
+    };
     let (setup, _) = Setup::load_with(config, None).await.expect("plugins");
     let yaml = format!(
         r#"
