@@ -1,4 +1,7 @@
 //! weft-server: the stateless HTTP executor (Kestra-shaped API, webhooks, dispatch, tick), and the
 //! driver loop that both `weft run` and the server use to advance executions.
 
+mod codec;
 pub mod runner;
+
+pub use codec::{ExecutionCodec, executions};

@@ -152,8 +152,8 @@ impl Session<'_> {
         let n = self
             .lives
             .values()
-            .filter(|l| {
-                let e = &l.current.value;
+            .filter_map(|l| Some((l, &l.current.as_ref()?.value)))
+            .filter(|(l, e)| {
                 !l.done
                     && e.namespace == namespace
                     && e.flow_id == id
@@ -249,7 +249,10 @@ impl Session<'_> {
 
     /// An execution of the session as it is now.
     pub fn execution(&self, id: &str) -> Option<&Execution> {
-        self.lives.get(id).map(|l| &l.current.value)
+        self.lives
+            .get(id)
+            .and_then(|l| l.current.as_ref())
+            .map(|c| &c.value)
     }
 
     /// Whether the execution has terminated (its driver saw it end).
@@ -259,7 +262,12 @@ impl Session<'_> {
 
     /// Every execution of the session (subflow executions included), oldest first.
     pub fn executions(&self) -> Vec<&Execution> {
-        let mut all: Vec<&Execution> = self.lives.values().map(|l| &l.current.value).collect();
+        let mut all: Vec<&Execution> = self
+            .lives
+            .values()
+            .filter_map(|l| l.current.as_ref())
+            .map(|c| &c.value)
+            .collect();
         all.sort_by(|a, b| {
             let created = |e: &Execution| e.state.histories.first().map(|h| h.date);
             created(a).cmp(&created(b)).then_with(|| a.id.cmp(&b.id))
@@ -297,19 +305,31 @@ impl Session<'_> {
         };
         let executor = live.executor.clone();
         let now = Utc::now();
-        let updated = runner
-            .repo()
-            .update_from(id, live.current.clone(), |exec: &mut Execution| {
+        let repo = runner.repo();
+        let current = match live.current.take() {
+            Some(c) => c,
+            None => repo.get(id).await.map_err(storage)?,
+        };
+        let updated = match repo
+            .update_from(id, current, |exec: &mut Execution| {
                 executor.restart(exec, now)
             })
             .await
-            .map_err(|e| RunError::Inputs(e.to_string()))?;
-        live.current = Versioned {
+        {
+            Ok(u) => u,
+            Err(e) => {
+                // the held copy went into the refused or failed write: read the stored one again
+                live.current = repo.get(id).await.ok();
+                return Err(RunError::Inputs(e.to_string()));
+            }
+        };
+        live.head_size = updated.size;
+        live.done = false;
+        let snapshot = updated.value.clone();
+        live.current = Some(Versioned {
             value: updated.value,
             version: updated.version,
-        };
-        live.done = false;
-        let snapshot = live.current.value.clone();
+        });
         self.pending
             .entry(id.to_string())
             .or_default()
@@ -322,15 +342,15 @@ impl Session<'_> {
     /// [`Session::drive_until`].
     pub async fn replay(&mut self, id: &str, task_run_id: &str) -> Result<Execution, RunError> {
         let runner = self.runner;
-        let Some(live) = self.lives.get(id) else {
+        let Some(current) = self.lives.get(id).and_then(|l| l.current.as_ref()) else {
             return Err(RunError::Storage(format!(
                 "no execution {id} in this session"
             )));
         };
-        let executor = live.executor.clone();
+        let executor = self.lives[id].executor.clone();
         let exec = executor
             .replay(
-                &live.current.value,
+                &current.value,
                 task_run_id,
                 rand::random::<u64>(),
                 Utc::now(),

@@ -27,7 +27,7 @@ use weft_flow::model::{Flow, Label};
 use weft_store::DynStore;
 use weft_store::repo::{
     ExecutionFiles, ExecutionRepo, FilesExprHost, OffloadConfig, ResultRepo, Versioned,
-    offload_outputs,
+    check_outputs_fit, offload_outputs, outputs_size,
 };
 
 use host::AttemptHost;
@@ -58,10 +58,10 @@ pub enum RunError {
 
 /// What the runner reports as it goes (the CLI prints it).
 pub trait Observer: Send + Sync {
-    /// An attempt starts.
-    fn attempt_started(&self, _exec: &Execution, _task: &RunTask) {}
+    /// An attempt starts (`task` names its execution, task and task run).
+    fn attempt_started(&self, _task: &RunTask) {}
     /// An attempt ended.
-    fn attempt_ended(&self, _exec: &Execution, _task: &RunTask, _state: State, _elapsed_ms: u128) {}
+    fn attempt_ended(&self, _task: &RunTask, _state: State, _elapsed_ms: u128) {}
     /// A log line of an attempt.
     fn log(&self, _exec_id: &str, _task_id: &str, _level: &str, _message: &str) {}
     /// An execution terminated.
@@ -146,7 +146,11 @@ impl std::fmt::Debug for Runner {
 
 struct Live {
     executor: Arc<Executor>,
-    current: Versioned<Execution>,
+    /// The execution as stored (moved into each write, never copied); `None` only while a write
+    /// is in flight or after one failed (then it is read again).
+    current: Option<Versioned<Execution>>,
+    /// Bytes of its stored head, for the document budget.
+    head_size: usize,
     files: ExecutionFiles,
     /// (parent execution, task run) for a subflow execution.
     parent: Option<(String, String)>,
@@ -189,7 +193,7 @@ impl Runner {
     }
 
     fn repo(&self) -> ExecutionRepo<Execution> {
-        ExecutionRepo::new(self.store.clone())
+        crate::executions(self.store.clone())
     }
 
     /// Creates an execution of `namespace.id` and runs it, with every subflow it starts, to its end.
@@ -220,7 +224,8 @@ impl Runner {
         self.drive(&mut lives, &root).await?;
         lives
             .remove(&root)
-            .map(|l| l.current.value)
+            .and_then(|l| l.current)
+            .map(|c| c.value)
             .ok_or_else(|| RunError::Storage("the execution vanished".into()))
     }
 
@@ -233,19 +238,21 @@ impl Runner {
         &self,
         lives: &mut HashMap<String, Live>,
         executor: Arc<Executor>,
-        exec: Execution,
+        mut exec: Execution,
         files: ExecutionFiles,
         parent: Option<(String, String)>,
     ) -> Result<(), RunError> {
-        let version = self.repo().create(&exec.id, &exec).await.map_err(storage)?;
+        let id = exec.id.clone();
+        let version = self.repo().create(&id, &mut exec).await.map_err(storage)?;
         lives.insert(
-            exec.id.clone(),
+            id,
             Live {
                 executor,
-                current: Versioned {
+                current: Some(Versioned {
                     value: exec,
                     version,
-                },
+                }),
+                head_size: 0,
                 files,
                 parent,
                 done: false,
@@ -332,19 +339,39 @@ impl Runner {
         let Some(live) = lives.get_mut(exec_id) else {
             return Ok(Vec::new());
         };
+        let repo = self.repo();
+        let current = match live.current.take() {
+            Some(c) => c,
+            None => repo.get(exec_id).await.map_err(storage)?,
+        };
+        let mut events = events;
+        admit_results(
+            &current.value,
+            &mut events,
+            live.head_size,
+            &self.offload,
+            &*self.observer,
+        );
         let executor = live.executor.clone();
         let now = Utc::now();
-        let updated = self
-            .repo()
-            .update_from(exec_id, live.current.clone(), |exec: &mut Execution| {
+        let updated = repo
+            .update_from(exec_id, current, |exec: &mut Execution| {
                 Ok::<_, Infallible>(executor.advance(exec, events.clone(), now))
             })
-            .await
-            .map_err(|e| RunError::Storage(e.to_string()))?;
-        live.current = Versioned {
+            .await;
+        let updated = match updated {
+            Ok(u) => u,
+            Err(e) => {
+                // the held copy went into the failed write: read the stored one again
+                live.current = repo.get(exec_id).await.ok();
+                return Err(RunError::Storage(e.to_string()));
+            }
+        };
+        live.head_size = updated.size;
+        live.current = Some(Versioned {
             value: updated.value,
             version: updated.version,
-        };
+        });
         Ok(updated.result)
     }
 
@@ -364,7 +391,7 @@ impl Runner {
                 let Some(live) = lives.get(exec_id) else {
                     return Ok(());
                 };
-                self.observer.attempt_started(&live.current.value, &task);
+                self.observer.attempt_started(&task);
                 let key = (exec_id.to_string(), task.task_run_id.clone(), task.attempt);
                 let handle = self.spawn_attempt(live, *task, tx.clone());
                 attempts.insert(key, handle);
@@ -450,7 +477,10 @@ impl Runner {
                     return Ok(());
                 };
                 live.done = true;
-                self.observer.terminated(&live.current.value);
+                let Some(current) = live.current.as_ref() else {
+                    return Ok(());
+                };
+                self.observer.terminated(&current.value);
                 if let Some((parent, task_run_id)) = live.parent.clone() {
                     pending
                         .entry(parent)
@@ -459,7 +489,7 @@ impl Runner {
                             task_run_id,
                             execution_id: exec_id.to_string(),
                             state,
-                            outputs: live.current.value.outputs.clone(),
+                            outputs: current.value.outputs.clone(),
                         });
                 }
             }
@@ -473,11 +503,10 @@ impl Runner {
         task: RunTask,
         tx: mpsc::UnboundedSender<Finished>,
     ) -> tokio::task::JoinHandle<()> {
-        let exec = &live.current.value;
         let context = TaskContext {
-            namespace: exec.namespace.clone(),
-            flow_id: exec.flow_id.clone(),
-            execution_id: exec.id.clone(),
+            namespace: live.files.namespace().to_string(),
+            flow_id: live.files.flow_id().to_string(),
+            execution_id: task.execution_id.clone(),
             task_id: task.task_id.clone(),
             task_run_id: task.task_run_id.clone(),
             attempt: task.attempt,
@@ -504,7 +533,6 @@ impl Runner {
         let store = self.store.clone();
         let observer = self.observer.clone();
         let offload = self.offload;
-        let exec_for_observer = exec.clone();
         tokio::spawn(async move {
             let started = Instant::now();
             let outcome = engine.run_attempt(request).await;
@@ -568,17 +596,43 @@ impl Runner {
             {
                 tracing::warn!(error = %e, "could not store the worker result");
             }
-            observer.attempt_ended(
-                &exec_for_observer,
-                &task,
-                state,
-                started.elapsed().as_millis(),
-            );
+            observer.attempt_ended(&task, state, started.elapsed().as_millis());
             let _ = tx.send(Finished {
                 exec_id: task.execution_id.clone(),
                 result,
             });
         })
+    }
+}
+
+/// Applies the document budget (DESIGN.md §4) to the worker results of one step: the head of
+/// `head_size` bytes receives their outputs until the next chunk moves them out, so a result whose
+/// outputs would push it past [`OffloadConfig::document_budget`] fails its task (outputs dropped,
+/// the reason logged with the task's name) instead of the whole execution. Results are counted in
+/// order, each accepted one adding to the head.
+fn admit_results(
+    exec: &Execution,
+    events: &mut [Event],
+    head_size: usize,
+    offload: &OffloadConfig,
+    observer: &dyn Observer,
+) {
+    let mut size = head_size;
+    for event in events.iter_mut() {
+        let Event::WorkerResult(r) = event else {
+            continue;
+        };
+        let task_id = exec
+            .task_run(&r.task_run_id)
+            .map_or(r.task_run_id.as_str(), |t| t.task_id.as_str());
+        match check_outputs_fit(task_id, size, &r.outputs, offload) {
+            Ok(()) => size = size.saturating_add(outputs_size(&r.outputs)),
+            Err(e) => {
+                observer.log(&exec.id, task_id, "ERROR", &e.to_string());
+                r.state = State::Failed;
+                r.outputs.clear();
+            }
+        }
     }
 }
 
