@@ -656,3 +656,104 @@ impl Ord for TimerKey {
         key(&self.0).cmp(&key(&other.0))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::Mutex;
+
+    use chrono::TimeDelta;
+    use serde_json::json;
+    use weft_executor::{State, StateInfo, TaskRun};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+    impl Observer for Lines {
+        fn log(&self, _exec_id: &str, task_id: &str, level: &str, message: &str) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{level} {task_id}: {message}"));
+        }
+    }
+
+    fn exec_with_run() -> Execution {
+        let flow = weft_flow::parse_flow(
+            "id: f\nnamespace: t\ntasks:\n  - {id: big, type: io.kestra.plugin.core.debug.Return, format: x}\n",
+            &weft_flow::Registry::core(),
+        )
+        .unwrap()
+        .flow;
+        let now = Utc::now();
+        let mut exec = Execution::new(&flow, "E".into(), now);
+        exec.task_run_list.push(TaskRun {
+            id: "TR".into(),
+            execution_id: "E".into(),
+            namespace: "t".into(),
+            flow_id: "f".into(),
+            task_id: "big".into(),
+            parent_task_run_id: None,
+            value: None,
+            iteration: None,
+            attempts: None,
+            outputs: None,
+            state: StateInfo::new(State::Running, now - TimeDelta::seconds(1)),
+            loop_values: None,
+        });
+        exec
+    }
+
+    fn result(value: Json) -> Event {
+        let mut outputs = Map::new();
+        outputs.insert("value".into(), value);
+        Event::WorkerResult(WorkerResult {
+            task_run_id: "TR".into(),
+            attempt: 1,
+            state: State::Success,
+            outputs,
+            metrics: Vec::new(),
+            log_file: None,
+        })
+    }
+
+    #[test]
+    fn outputs_over_the_head_budget_fail_the_task_by_name() {
+        let exec = exec_with_run();
+        let lines = Lines::default();
+        let offload = OffloadConfig {
+            threshold: 64 * 1024,
+            document_budget: 100_000,
+        };
+        // fits: unchanged
+        let mut events = vec![result(json!("small"))];
+        admit_results(&exec, &mut events, 10_000, &offload, &lines);
+        assert!(
+            matches!(&events[0], Event::WorkerResult(r) if r.state == State::Success && !r.outputs.is_empty())
+        );
+        // 2 results of 60 kB each on a 10 kB head: the second one is over
+        let mut events = vec![
+            result(json!("x".repeat(60_000))),
+            result(json!("y".repeat(60_000))),
+        ];
+        admit_results(&exec, &mut events, 10_000, &offload, &lines);
+        let states: Vec<(State, bool)> = events
+            .iter()
+            .map(|e| match e {
+                Event::WorkerResult(r) => (r.state, r.outputs.is_empty()),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(states, [(State::Success, false), (State::Failed, true)]);
+        let lines = lines.0.lock().unwrap();
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("ERROR big: task `big`")
+                && lines[0].contains("budget of 100000 bytes"),
+            "{}",
+            lines[0]
+        );
+    }
+}
