@@ -6,6 +6,7 @@ use serde_json::{Map, Value as Json};
 use weft_flow::Flow;
 use weft_flow::model::Label;
 
+use crate::chunks::Archive;
 use crate::index::IndexSlot;
 use crate::state::{State, StateInfo};
 use crate::taskrun::TaskRun;
@@ -48,7 +49,8 @@ pub struct Execution {
     pub original_id: Option<String>,
     /// State and history.
     pub state: StateInfo,
-    /// Every task run, in creation order.
+    /// Every task run, in creation order. Changed only by `advance`, `restart` and `replay`; after
+    /// editing it by hand, call [`Execution::invalidate_index`].
     #[serde(default)]
     pub task_run_list: Vec<TaskRun>,
     /// Retry bookkeeping across executions.
@@ -57,6 +59,10 @@ pub struct Execution {
     /// Indexes beside the task-run list, rebuilt on load.
     #[serde(skip)]
     pub(crate) index: IndexSlot,
+    /// Where each task run is stored (head or chunk; see [`crate::chunks`]). Read from a head's
+    /// `weftChunks`, never part of Kestra's JSON.
+    #[serde(default, rename = "weftChunks", skip_serializing)]
+    pub(crate) archive: Archive,
 }
 
 impl PartialEq for Execution {
@@ -116,6 +122,7 @@ impl Execution {
             task_run_list: Vec::new(),
             metadata: None,
             index: IndexSlot::default(),
+            archive: Archive::default(),
         }
     }
 
@@ -170,9 +177,11 @@ impl Execution {
     }
 
     /// Drops the indexes (they are rebuilt at the next `advance`); call after editing the
-    /// task-run list by hand.
+    /// task-run list by hand. Every task run goes back into the stored head too (the next write
+    /// makes new chunks; see [`crate::chunks`]).
     pub fn invalidate_index(&mut self) {
         self.index = IndexSlot::default();
+        self.archive.fold();
     }
 }
 

@@ -22,13 +22,14 @@
 //!             _ => {}                                            // cancel, kill, logs, retries
 //!         }
 //!     }
-//!     store(&exec);                 // Kestra's JSON; indexes are rebuilt on the next load
+//!     store(exec.encode_stored(&policy)?); // a small head + new chunks (see `chunks`)
 //!     events = next_events();      // worker results, timers, kill, resume, ...
 //! }
 //! ```
 pub mod inputs;
 
 mod advance;
+pub mod chunks;
 mod context;
 pub mod effect;
 pub mod error;
@@ -42,6 +43,7 @@ pub mod taskrun;
 
 pub use advance::restart_admission as admission;
 pub use advance::{Admission, Executor};
+pub use chunks::{ChunkError, ChunkPolicy, Stored};
 pub use effect::{Effect, RunTask, StartSubflow, WorkingDirectory};
 pub use error::ExecutorError;
 pub use event::{Event, Timer, TimerKind, WorkerResult};

@@ -2,5 +2,8 @@
 //! driver loop that both `weft run` and the server use to advance executions.
 
 pub mod api;
+mod codec;
 pub mod runner;
 pub mod setup;
+
+pub use codec::{ExecutionCodec, executions};

@@ -25,7 +25,7 @@ async fn s3_execution_update_race_8x50() {
         max_attempts: 10_000,
         ..RetryPolicy::default()
     });
-    repo.create("race", &Doc { n: 0 }).await.unwrap();
+    repo.create("race", &mut Doc { n: 0 }).await.unwrap();
 
     // one update without a race: exactly one GET and one conditional PUT
     let before = store.stats().snapshot();

@@ -183,7 +183,7 @@ impl Printer {
 }
 
 impl Observer for Printer {
-    fn attempt_started(&self, _exec: &Execution, task: &RunTask) {
+    fn attempt_started(&self, task: &RunTask) {
         let attempt = if task.attempt > 1 {
             format!(" (attempt {})", task.attempt)
         } else {
@@ -192,7 +192,7 @@ impl Observer for Printer {
         eprintln!("{} {}{attempt}", self.paint("36", "RUNNING "), task.task_id);
     }
 
-    fn attempt_ended(&self, _exec: &Execution, task: &RunTask, state: State, elapsed_ms: u128) {
+    fn attempt_ended(&self, task: &RunTask, state: State, elapsed_ms: u128) {
         let (code, word) = match state {
             State::Success => ("32", "SUCCESS "),
             State::Warning => ("33", "WARNING "),

@@ -171,7 +171,9 @@ impl<'a> Step<'a> {
         self.exec.task_run_list.get(pos as usize)
     }
 
+    /// The one way to change a task run: it is marked changed for storage (see [`crate::chunks`]).
     fn run_mut(&mut self, pos: u32) -> Option<&mut TaskRun> {
+        self.exec.archive.touch(pos);
         self.exec.task_run_list.get_mut(pos as usize)
     }
 
@@ -477,6 +479,7 @@ impl<'a> Step<'a> {
 
     fn set_outputs(&mut self, pos: u32, outputs: Map<String, Json>) {
         let path = self.ix.loop_path(self.exec, pos);
+        self.exec.archive.touch(pos);
         let Some(run) = self.exec.task_run_list.get_mut(pos as usize) else {
             return;
         };

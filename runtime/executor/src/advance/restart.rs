@@ -67,7 +67,7 @@ impl Step<'_> {
             }
             let node = self.meta(pos).node;
             let kind = self.plan().node(node).kind;
-            let Some(run) = self.exec.task_run_list.get_mut(pos as usize) else {
+            let Some(run) = self.run_mut(pos) else {
                 continue;
             };
             if let Some(a) = run.attempts.as_mut().and_then(|a| a.last_mut())
@@ -226,6 +226,8 @@ impl Executor {
         }
         exec.outputs = None;
         exec.state.transition(State::Restarted, now);
+        // runs were removed and changed anywhere in the list: all of it goes back to the head
+        exec.invalidate_index();
         exec.index.put(Box::new(Index::build(&self.plan, exec)));
         Ok(())
     }
@@ -290,6 +292,7 @@ impl Executor {
         new.outputs = None;
         new.task_run_list = list;
         new.state.transition(State::Restarted, now);
+        // a new execution: none of the replayed one's chunks is its own
         new.invalidate_index();
         Ok(new)
     }

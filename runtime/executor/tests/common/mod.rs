@@ -15,7 +15,8 @@ use std::sync::Arc;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::{Map, Value as Json, json};
 use weft_executor::{
-    Effect, Event, Execution, Executor, RunTask, StartSubflow, State, Timer, WorkerResult,
+    ChunkPolicy, Effect, Event, Execution, Executor, RunTask, StartSubflow, State, Timer,
+    WorkerResult,
 };
 use weft_flow::expr::{Context, Renderer};
 use weft_flow::{Flow, Registry};
@@ -91,6 +92,70 @@ pub struct Sim {
     /// Every advance: its events and time.
     pub record: Vec<(Vec<Event>, DateTime<Utc>)>,
     pub effects: usize,
+    /// When set, every advance is stored as head + chunks and read back (see `stored`).
+    pub storage: Option<SimStorage>,
+}
+
+/// A simulated object store for the stored form of the execution (`weft_executor::chunks`).
+#[derive(Default)]
+pub struct SimStorage {
+    pub policy: ChunkPolicy,
+    pub head: Vec<u8>,
+    pub chunks: std::collections::HashMap<String, Vec<u8>>,
+    /// Largest head written.
+    pub max_head: usize,
+    /// Bytes written (heads and chunks).
+    pub written: usize,
+    /// Writes so far.
+    pub writes: usize,
+    /// Read back (and compare) every this many writes (1: every write).
+    pub check_every: usize,
+    /// Continue from the copy read back at each check, as another process would.
+    pub reload: bool,
+}
+
+impl SimStorage {
+    pub fn new(policy: ChunkPolicy, check_every: usize, reload: bool) -> SimStorage {
+        SimStorage {
+            policy,
+            check_every: check_every.max(1),
+            reload,
+            ..SimStorage::default()
+        }
+    }
+
+    /// Writes `exec` (new chunks first, never replacing one).
+    pub fn store(&mut self, exec: &mut Execution) {
+        let stored = exec.encode_stored(&self.policy).unwrap();
+        for (name, bytes) in stored.chunks {
+            self.written += bytes.len();
+            if let Some(old) = self.chunks.get(&name) {
+                assert_eq!(old, &bytes, "chunk {name} rewritten with other content");
+            }
+            self.chunks.insert(name, bytes);
+        }
+        self.written += stored.head.len();
+        self.max_head = self.max_head.max(stored.head.len());
+        self.head = stored.head;
+        self.writes += 1;
+    }
+
+    /// Writes `exec`, then reads it back.
+    pub fn write(&mut self, exec: &mut Execution) -> Execution {
+        self.store(exec);
+        self.read()
+    }
+
+    /// The execution as stored.
+    pub fn read(&self) -> Execution {
+        let (mut exec, names) = Execution::decode_head(&self.head).unwrap();
+        let parts: Vec<(String, Vec<u8>)> = names
+            .iter()
+            .map(|n| (n.clone(), self.chunks[n].clone()))
+            .collect();
+        exec.attach_chunks(parts).unwrap();
+        exec
+    }
 }
 
 impl Sim {
@@ -115,6 +180,7 @@ impl Sim {
             retries: Vec::new(),
             record: Vec::new(),
             effects: 0,
+            storage: None,
         }
     }
 
@@ -127,6 +193,20 @@ impl Sim {
         self.record.push((events.clone(), self.now));
         let effects = self.ex.advance(&mut self.exec, events, self.now);
         self.effects += effects.len();
+        if let Some(st) = self.storage.as_mut() {
+            st.store(&mut self.exec);
+            if st.writes % st.check_every == 0 {
+                let back = st.read();
+                assert_eq!(
+                    back, self.exec,
+                    "the stored execution differs after write {}",
+                    st.writes
+                );
+                if st.reload {
+                    self.exec = back;
+                }
+            }
+        }
         for e in effects {
             match e {
                 Effect::RunTask(t) => self.pending.push_back(*t),

@@ -32,7 +32,7 @@ pub(crate) fn exec_json(exec: &Execution) -> JsonValue {
 
 /// Reads an execution from the tenant's store; 404 when absent.
 pub(crate) async fn read(store: &DynStore, id: &str) -> ApiResult<Execution> {
-    ExecutionRepo::<Execution>::new(store.clone())
+    crate::executions(store.clone())
         .find(id)
         .await?
         .map(|v| v.value)
@@ -114,9 +114,7 @@ pub(crate) async fn delete(
             exec.state.current.as_str()
         )));
     }
-    ExecutionRepo::<Execution>::new(store.clone())
-        .delete(&id, None)
-        .await?;
+    crate::executions(store.clone()).delete(&id, None).await?;
     if let Some(start_date) = exec
         .state
         .start_date
@@ -179,7 +177,7 @@ pub(crate) async fn search(
         keys = kept;
     }
     let total = keys.len();
-    let repo = ExecutionRepo::<Execution>::new(store);
+    let repo = crate::executions(store);
     let mut results = Vec::new();
     for k in keys.iter().skip((page - 1) * size).take(size) {
         if let Some(exec) = repo.find(&k.id).await? {

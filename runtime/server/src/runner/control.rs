@@ -177,8 +177,9 @@ impl Session<'_> {
     /// the flow revision it was created with: it can then be resumed, killed, restarted or
     /// replayed. Nothing runs until [`Session::drive_until`]. Returns it as read.
     pub async fn load(&mut self, id: &str) -> Result<Execution, RunError> {
-        if let Some(live) = self.lives.get(id) {
-            return Ok(live.current.value.clone());
+        if let Some(live) = self.lives.get_mut(id) {
+            let repo = self.runner.repo();
+            return Ok(live.current(&repo, id).await?.value.clone());
         }
         let runner = self.runner;
         let current = runner
@@ -213,8 +214,8 @@ impl Session<'_> {
         let n = self
             .lives
             .values()
-            .filter(|l| {
-                let e = &l.current.value;
+            .filter_map(|l| Some((l, &l.current.as_ref()?.value)))
+            .filter(|(l, e)| {
                 !l.done
                     && e.namespace == namespace
                     && e.flow_id == id
@@ -318,7 +319,10 @@ impl Session<'_> {
 
     /// An execution of the session as it is now.
     pub fn execution(&self, id: &str) -> Option<&Execution> {
-        self.lives.get(id).map(|l| &l.current.value)
+        self.lives
+            .get(id)
+            .and_then(|l| l.current.as_ref())
+            .map(|c| &c.value)
     }
 
     /// Whether the execution has terminated (its driver saw it end).
@@ -328,7 +332,12 @@ impl Session<'_> {
 
     /// Every execution of the session (subflow executions included), oldest first.
     pub fn executions(&self) -> Vec<&Execution> {
-        let mut all: Vec<&Execution> = self.lives.values().map(|l| &l.current.value).collect();
+        let mut all: Vec<&Execution> = self
+            .lives
+            .values()
+            .filter_map(|l| l.current.as_ref())
+            .map(|c| &c.value)
+            .collect();
         all.sort_by(|a, b| {
             let created = |e: &Execution| e.state.histories.first().map(|h| h.date);
             created(a).cmp(&created(b)).then_with(|| a.id.cmp(&b.id))
@@ -359,7 +368,7 @@ impl Session<'_> {
     /// first, as FILE inputs), then queues its resume. Fails with Kestra's input error when an
     /// input is missing or invalid; nothing is queued then.
     pub async fn resume_with(&mut self, id: &str, req: StartRequest) -> Result<(), RunError> {
-        let Some(live) = self.lives.get(id) else {
+        let Some(live) = self.lives.get_mut(id) else {
             return Err(RunError::Storage(format!(
                 "no execution {id} in this session"
             )));
@@ -372,7 +381,7 @@ impl Session<'_> {
             files.put(&uri, bytes.into()).await.map_err(storage)?;
             values.insert(input, RawInput::File { name, uri });
         }
-        let exec = &live.current.value;
+        let exec = &live.current(&self.runner.repo(), id).await?.value;
         let ictx = InputContext::new(&exec.id, Utc::now(), &self.runner.renderer);
         let inputs = executor
             .resume_inputs(exec, &values, &ictx)
@@ -391,22 +400,33 @@ impl Session<'_> {
         };
         let executor = live.executor.clone();
         let now = Utc::now();
-        let updated = runner
-            .repo()
-            .update_from(id, live.current.clone(), |exec: &mut Execution| {
+        let repo = runner.repo();
+        let current = live.take_current(&repo, id).await?;
+        let updated = match repo
+            .update_from(id, current, |exec: &mut Execution| {
                 executor.restart(exec, now)
             })
             .await
-            .map_err(|e| match e {
-                weft_store::repo::UpdateError::Aborted(e) => RunError::InvalidState(e.to_string()),
-                weft_store::repo::UpdateError::Repo(e) => storage(e),
-            })?;
-        live.current = Versioned {
+        {
+            Ok(u) => u,
+            Err(e) => {
+                // the held copy went into the refused or failed write: read the stored one again
+                live.current = repo.get(id).await.ok();
+                return Err(match e {
+                    weft_store::repo::UpdateError::Aborted(e) => {
+                        RunError::InvalidState(e.to_string())
+                    }
+                    weft_store::repo::UpdateError::Repo(e) => storage(e),
+                });
+            }
+        };
+        live.head_size = updated.size;
+        live.done = false;
+        let snapshot = updated.value.clone();
+        live.current = Some(Versioned {
             value: updated.value,
             version: updated.version,
-        };
-        live.done = false;
-        let snapshot = live.current.value.clone();
+        });
         self.pending
             .entry(id.to_string())
             .or_default()
@@ -419,15 +439,15 @@ impl Session<'_> {
     /// [`Session::drive_until`].
     pub async fn replay(&mut self, id: &str, task_run_id: &str) -> Result<Execution, RunError> {
         let runner = self.runner;
-        let Some(live) = self.lives.get(id) else {
+        let Some(current) = self.lives.get(id).and_then(|l| l.current.as_ref()) else {
             return Err(RunError::Storage(format!(
                 "no execution {id} in this session"
             )));
         };
-        let executor = live.executor.clone();
+        let executor = self.lives[id].executor.clone();
         let exec = executor
             .replay(
-                &live.current.value,
+                &current.value,
                 task_run_id,
                 rand::random::<u64>(),
                 Utc::now(),

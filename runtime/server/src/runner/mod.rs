@@ -28,7 +28,7 @@ use weft_flow::model::{Flow, Label};
 use weft_store::DynStore;
 use weft_store::repo::{
     ExecutionFiles, ExecutionIndex, ExecutionRepo, FilesExprHost, IndexEntry, LogRepo,
-    OffloadConfig, ResultRepo, Versioned, offload_outputs,
+    OffloadConfig, ResultRepo, Versioned, check_outputs_fit, offload_outputs, outputs_size,
 };
 
 use host::AttemptHost;
@@ -68,10 +68,10 @@ pub enum RunError {
 
 /// What the runner reports as it goes (the CLI prints it).
 pub trait Observer: Send + Sync {
-    /// An attempt starts.
-    fn attempt_started(&self, _exec: &Execution, _task: &RunTask) {}
+    /// An attempt starts (`task` names its execution, task and task run).
+    fn attempt_started(&self, _task: &RunTask) {}
     /// An attempt ended.
-    fn attempt_ended(&self, _exec: &Execution, _task: &RunTask, _state: State, _elapsed_ms: u128) {}
+    fn attempt_ended(&self, _task: &RunTask, _state: State, _elapsed_ms: u128) {}
     /// A log line of an attempt.
     fn log(&self, _exec_id: &str, _task_id: &str, _level: &str, _message: &str) {}
     /// An execution terminated.
@@ -215,11 +215,40 @@ impl std::fmt::Debug for Runner {
 
 struct Live {
     executor: Arc<Executor>,
-    current: Versioned<Execution>,
+    /// The execution as stored (moved into each write, never copied); `None` only while a write
+    /// is in flight or after one failed (then it is read again).
+    current: Option<Versioned<Execution>>,
+    /// Bytes of its stored head, for the document budget.
+    head_size: usize,
     files: ExecutionFiles,
     /// (parent execution, task run) for a subflow execution.
     parent: Option<(String, String)>,
     done: bool,
+}
+
+impl Live {
+    /// Takes the held execution out for a write, reading the stored one when the held copy went
+    /// into a write that failed.
+    async fn take_current(
+        &mut self,
+        repo: &ExecutionRepo<Execution>,
+        id: &str,
+    ) -> Result<Versioned<Execution>, RunError> {
+        match self.current.take() {
+            Some(c) => Ok(c),
+            None => repo.get(id).await.map_err(storage),
+        }
+    }
+
+    /// The held execution (read again if needed, see [`Live::take_current`]).
+    async fn current(
+        &mut self,
+        repo: &ExecutionRepo<Execution>,
+        id: &str,
+    ) -> Result<&Versioned<Execution>, RunError> {
+        let current = self.take_current(repo, id).await?;
+        Ok(self.current.insert(current))
+    }
 }
 
 struct Finished {
@@ -258,7 +287,7 @@ impl Runner {
     }
 
     fn repo(&self) -> ExecutionRepo<Execution> {
-        ExecutionRepo::new(self.store.clone())
+        crate::executions(self.store.clone())
     }
 
     /// Creates an execution of `namespace.id` and runs it, with every subflow it starts, to its end.
@@ -292,7 +321,8 @@ impl Runner {
         self.drive(&mut lives, &root).await?;
         lives
             .remove(&root)
-            .map(|l| l.current.value)
+            .and_then(|l| l.current)
+            .map(|c| c.value)
             .ok_or_else(|| RunError::Storage("the execution vanished".into()))
     }
 
@@ -305,20 +335,22 @@ impl Runner {
         &self,
         lives: &mut HashMap<String, Live>,
         executor: Arc<Executor>,
-        exec: Execution,
+        mut exec: Execution,
         files: ExecutionFiles,
         parent: Option<(String, String)>,
     ) -> Result<(), RunError> {
-        let version = self.repo().create(&exec.id, &exec).await.map_err(storage)?;
+        let id = exec.id.clone();
+        let version = self.repo().create(&id, &mut exec).await.map_err(storage)?;
         self.index(&exec).await;
         lives.insert(
-            exec.id.clone(),
+            id,
             Live {
                 executor,
-                current: Versioned {
+                current: Some(Versioned {
                     value: exec,
                     version,
-                },
+                }),
+                head_size: 0,
                 files,
                 parent,
                 done: false,
@@ -405,22 +437,40 @@ impl Runner {
         let Some(live) = lives.get_mut(exec_id) else {
             return Ok(Vec::new());
         };
+        let repo = self.repo();
+        let current = live.take_current(&repo, exec_id).await?;
+        let state_before = current.value.state.current;
+        let mut events = events;
+        admit_results(
+            &current.value,
+            &mut events,
+            live.head_size,
+            &self.offload,
+            &*self.observer,
+        );
         let executor = live.executor.clone();
         let now = Utc::now();
-        let updated = self
-            .repo()
-            .update_from(exec_id, live.current.clone(), |exec: &mut Execution| {
+        let updated = repo
+            .update_from(exec_id, current, |exec: &mut Execution| {
                 Ok::<_, Infallible>(executor.advance(exec, events.clone(), now))
             })
-            .await
-            .map_err(|e| RunError::Storage(e.to_string()))?;
-        let state_changed = live.current.value.state.current != updated.value.state.current;
-        live.current = Versioned {
+            .await;
+        let updated = match updated {
+            Ok(u) => u,
+            Err(e) => {
+                // the held copy went into the failed write: read the stored one again
+                live.current = repo.get(exec_id).await.ok();
+                return Err(RunError::Storage(e.to_string()));
+            }
+        };
+        live.head_size = updated.size;
+        let state_changed = state_before != updated.value.state.current;
+        let current = live.current.insert(Versioned {
             value: updated.value,
             version: updated.version,
-        };
+        });
         if state_changed {
-            self.index(&live.current.value).await;
+            self.index(&current.value).await;
         }
         Ok(updated.result)
     }
@@ -465,7 +515,7 @@ impl Runner {
                 let Some(live) = lives.get(exec_id) else {
                     return Ok(());
                 };
-                self.observer.attempt_started(&live.current.value, &task);
+                self.observer.attempt_started(&task);
                 let key = (exec_id.to_string(), task.task_run_id.clone(), task.attempt);
                 let handle = self.spawn_attempt(live, *task, tx.clone());
                 attempts.insert(key, handle);
@@ -545,8 +595,10 @@ impl Runner {
                     &level,
                     &message,
                 );
-                if let (Some(run_id), Some(live)) = (task_run_id.as_deref(), lives.get(exec_id)) {
-                    self.store_executor_log(&live.current.value, run_id, &level, &message)
+                if let (Some(run_id), Some(live)) = (task_run_id.as_deref(), lives.get_mut(exec_id))
+                {
+                    let current = live.current(&self.repo(), exec_id).await?;
+                    self.store_executor_log(&current.value, run_id, &level, &message)
                         .await;
                 }
             }
@@ -555,7 +607,10 @@ impl Runner {
                     return Ok(());
                 };
                 live.done = true;
-                self.observer.terminated(&live.current.value);
+                let Some(current) = live.current.as_ref() else {
+                    return Ok(());
+                };
+                self.observer.terminated(&current.value);
                 if let Some((parent, task_run_id)) = live.parent.clone() {
                     pending
                         .entry(parent)
@@ -564,7 +619,7 @@ impl Runner {
                             task_run_id,
                             execution_id: exec_id.to_string(),
                             state,
-                            outputs: live.current.value.outputs.clone(),
+                            outputs: current.value.outputs.clone(),
                         });
                 }
             }
@@ -582,10 +637,7 @@ impl Runner {
         message: &str,
     ) {
         let task_id = exec
-            .task_run_list
-            .iter()
-            .rev()
-            .find(|r| r.id == task_run_id)
+            .task_run(task_run_id)
             .map_or("", |r| r.task_id.as_str());
         let mut logs = AttemptLogs::of(
             &exec.namespace,
@@ -610,11 +662,10 @@ impl Runner {
         task: RunTask,
         tx: mpsc::UnboundedSender<Finished>,
     ) -> tokio::task::JoinHandle<()> {
-        let exec = &live.current.value;
         let context = TaskContext {
-            namespace: exec.namespace.clone(),
-            flow_id: exec.flow_id.clone(),
-            execution_id: exec.id.clone(),
+            namespace: live.files.namespace().to_string(),
+            flow_id: live.files.flow_id().to_string(),
+            execution_id: task.execution_id.clone(),
             task_id: task.task_id.clone(),
             task_run_id: task.task_run_id.clone(),
             attempt: task.attempt,
@@ -649,8 +700,7 @@ impl Runner {
         let store = self.store.clone();
         let observer = self.observer.clone();
         let offload = self.offload;
-        let exec_for_observer = exec.clone();
-        let logs = AttemptLogs::new(&exec.namespace, &exec.flow_id, &task);
+        let logs = AttemptLogs::new(live.files.namespace(), live.files.flow_id(), &task);
         tokio::spawn(async move {
             let started = Instant::now();
             let outcome = engine.run_attempt(request).await;
@@ -720,17 +770,43 @@ impl Runner {
             {
                 tracing::warn!(error = %e, "could not store the worker result");
             }
-            observer.attempt_ended(
-                &exec_for_observer,
-                &task,
-                state,
-                started.elapsed().as_millis(),
-            );
+            observer.attempt_ended(&task, state, started.elapsed().as_millis());
             let _ = tx.send(Finished {
                 exec_id: task.execution_id.clone(),
                 result,
             });
         })
+    }
+}
+
+/// Applies the document budget (DESIGN.md §4) to the worker results of one step: the head of
+/// `head_size` bytes receives their outputs until the next chunk moves them out, so a result whose
+/// outputs would push it past [`OffloadConfig::document_budget`] fails its task (outputs dropped,
+/// the reason logged with the task's name) instead of the whole execution. Results are counted in
+/// order, each accepted one adding to the head.
+fn admit_results(
+    exec: &Execution,
+    events: &mut [Event],
+    head_size: usize,
+    offload: &OffloadConfig,
+    observer: &dyn Observer,
+) {
+    let mut size = head_size;
+    for event in events.iter_mut() {
+        let Event::WorkerResult(r) = event else {
+            continue;
+        };
+        let task_id = exec
+            .task_run(&r.task_run_id)
+            .map_or(r.task_run_id.as_str(), |t| t.task_id.as_str());
+        match check_outputs_fit(task_id, size, &r.outputs, offload) {
+            Ok(()) => size = size.saturating_add(outputs_size(&r.outputs)),
+            Err(e) => {
+                observer.log(&exec.id, task_id, "ERROR", &e.to_string());
+                r.state = State::Failed;
+                r.outputs.clear();
+            }
+        }
     }
 }
 
@@ -752,5 +828,106 @@ impl Ord for TimerKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         let key = |t: &Timer| (t.task_run_id.clone(), format!("{:?}", t.kind), t.number);
         key(&self.0).cmp(&key(&other.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use std::sync::Mutex;
+
+    use chrono::TimeDelta;
+    use serde_json::json;
+    use weft_executor::{State, StateInfo, TaskRun};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Lines(Mutex<Vec<String>>);
+    impl Observer for Lines {
+        fn log(&self, _exec_id: &str, task_id: &str, level: &str, message: &str) {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{level} {task_id}: {message}"));
+        }
+    }
+
+    fn exec_with_run() -> Execution {
+        let flow = weft_flow::parse_flow(
+            "id: f\nnamespace: t\ntasks:\n  - {id: big, type: io.kestra.plugin.core.debug.Return, format: x}\n",
+            &weft_flow::Registry::core(),
+        )
+        .unwrap()
+        .flow;
+        let now = Utc::now();
+        let mut exec = Execution::new(&flow, "E".into(), now);
+        exec.task_run_list.push(TaskRun {
+            id: "TR".into(),
+            execution_id: "E".into(),
+            namespace: "t".into(),
+            flow_id: "f".into(),
+            task_id: "big".into(),
+            parent_task_run_id: None,
+            value: None,
+            iteration: None,
+            attempts: None,
+            outputs: None,
+            state: StateInfo::new(State::Running, now - TimeDelta::seconds(1)),
+            loop_values: None,
+        });
+        exec
+    }
+
+    fn result(value: Json) -> Event {
+        let mut outputs = Map::new();
+        outputs.insert("value".into(), value);
+        Event::WorkerResult(WorkerResult {
+            task_run_id: "TR".into(),
+            attempt: 1,
+            state: State::Success,
+            outputs,
+            metrics: Vec::new(),
+            log_file: None,
+        })
+    }
+
+    #[test]
+    fn outputs_over_the_head_budget_fail_the_task_by_name() {
+        let exec = exec_with_run();
+        let lines = Lines::default();
+        let offload = OffloadConfig {
+            threshold: 64 * 1024,
+            document_budget: 100_000,
+        };
+        // fits: unchanged
+        let mut events = vec![result(json!("small"))];
+        admit_results(&exec, &mut events, 10_000, &offload, &lines);
+        assert!(
+            matches!(&events[0], Event::WorkerResult(r) if r.state == State::Success && !r.outputs.is_empty())
+        );
+        // 2 results of 60 kB each on a 10 kB head: the second one is over
+        let mut events = vec![
+            result(json!("x".repeat(60_000))),
+            result(json!("y".repeat(60_000))),
+        ];
+        admit_results(&exec, &mut events, 10_000, &offload, &lines);
+        let states: Vec<(State, bool)> = events
+            .iter()
+            .map(|e| match e {
+                Event::WorkerResult(r) => (r.state, r.outputs.is_empty()),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(states, [(State::Success, false), (State::Failed, true)]);
+        let lines = lines.0.lock().unwrap();
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].starts_with("ERROR big: task `big`")
+                && lines[0].contains("budget of 100000 bytes"),
+            "{}",
+            lines[0]
+        );
     }
 }

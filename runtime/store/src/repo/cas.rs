@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::key::Key;
-use crate::object::{Condition, ObjectStore, Version};
+use crate::object::{Condition, DynStore, ObjectStore, Version};
+use crate::repo::codec::{DocIo, JsonCodec};
 use crate::repo::error::{RepoError, RepoResult, UpdateError};
 
 /// A value read from storage with the version of exactly the bytes it was read from.
@@ -33,6 +34,8 @@ pub struct Updated<T, R> {
     pub attempts: u32,
     /// False when the closure left the document byte-for-byte unchanged and no write was made.
     pub written: bool,
+    /// Bytes of the document's head as stored (the whole document for plain JSON).
+    pub size: usize,
 }
 
 /// How a read-modify-write retries after a lost conditional write: up to `max_attempts` runs of
@@ -125,20 +128,55 @@ pub(crate) async fn put_json<T: Serialize + ?Sized>(
         .map_err(|e| RepoError::store(what, e))
 }
 
-/// The read-modify-write loop (`init` makes the document when absent, written if absent). Without `cached`: one GET + one conditional PUT when nobody else
-/// writes in between (no PUT when `f` leaves the document's bytes unchanged). With `cached`
-/// (a copy the caller read earlier): one conditional PUT, and a fresh GET only after a conflict.
+/// The read-modify-write loop of a plain JSON document (`init` makes the document when absent,
+/// written if absent): [`update_doc`] with [`JsonCodec`].
 pub(crate) async fn update_json<T, R, E, F>(
-    store: &dyn ObjectStore,
+    store: &DynStore,
     key: &Key,
     what: &str,
+    retry: RetryPolicy,
+    cached: Option<Versioned<T>>,
+    init: Option<&(dyn Fn() -> T + Send + Sync)>,
+    f: F,
+) -> Result<Updated<T, R>, UpdateError<E>>
+where
+    T: Serialize + DeserializeOwned + Send,
+    F: FnMut(&mut T) -> Result<R, E> + Send,
+{
+    let codec = JsonCodec::<T>::new();
+    let no_parts = |name: &str| -> RepoResult<Key> {
+        Err(RepoError::Codec {
+            what: what.to_owned(),
+            key: key.to_string(),
+            reason: format!("a plain JSON document has no part `{name}`"),
+        })
+    };
+    let io = DocIo {
+        store,
+        key,
+        what,
+        codec: &codec,
+        part_key: &no_parts,
+    };
+    update_doc(&io, retry, cached, init, f).await
+}
+
+/// The read-modify-write loop (`init` makes the document when absent, written if absent).
+///
+/// Without `cached`: one GET of the head + one GET per part it references (concurrently), then
+/// one PUT per new part and one conditional PUT of the head when nobody else writes in between
+/// (no PUT when `f` leaves the head's bytes unchanged and makes no part). With `cached` (a copy the
+/// caller read or wrote earlier): only the PUTs, and a fresh read only after a conflict. Parts are
+/// written before the head that references them; a part of a lost attempt stays unreferenced.
+pub(crate) async fn update_doc<T, R, E, F>(
+    io: &DocIo<'_, T>,
     retry: RetryPolicy,
     cached: Option<Versioned<T>>,
     init: Option<&(dyn Fn() -> T + Send + Sync)>,
     mut f: F,
 ) -> Result<Updated<T, R>, UpdateError<E>>
 where
-    T: Serialize + DeserializeOwned + Send,
+    T: Send,
     F: FnMut(&mut T) -> Result<R, E> + Send,
 {
     let max_attempts = retry.max_attempts.max(1);
@@ -146,24 +184,26 @@ where
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        let (mut value, version, read_bytes) = match cached.take() {
+        let (mut value, version, read_head) = match cached.take() {
             Some(v) => (v.value, Some(v.version), None),
-            None => match store.get(key).await {
-                Ok(object) => {
-                    let value: T = from_json(what, &object.bytes)?;
-                    (value, Some(object.version), Some(object.bytes))
-                }
-                Err(e) if e.is_not_found() && init.is_some() => match init {
+            None => match io.load_opt().await? {
+                Some(loaded) => (loaded.value, Some(loaded.version), Some(loaded.head)),
+                None => match init {
                     Some(init) => (init(), None, None),
-                    None => return Err(RepoError::store(what, e).into()),
+                    None => {
+                        return Err(RepoError::NotFound {
+                            what: io.what.to_owned(),
+                        }
+                        .into());
+                    }
                 },
-                Err(e) => return Err(RepoError::store(what, e).into()),
             },
         };
         let result = f(&mut value).map_err(UpdateError::Aborted)?;
-        let bytes = to_json(what, &value)?;
-        if let (Some(version), Some(read)) = (&version, &read_bytes)
-            && read.as_ref() == bytes.as_slice()
+        let encoded = io.encode(&mut value)?;
+        if let (Some(version), Some(read)) = (&version, &read_head)
+            && encoded.parts.is_empty()
+            && read.as_ref() == encoded.head.as_slice()
         {
             return Ok(Updated {
                 value,
@@ -171,33 +211,35 @@ where
                 result,
                 attempts: attempt,
                 written: false,
+                size: encoded.head.len(),
             });
         }
         let condition = match version {
             Some(v) => Condition::IfVersion(v),
             None => Condition::IfAbsent,
         };
-        match store.put(key, Bytes::from(bytes), condition).await {
-            Ok(version) => {
+        match io.write(encoded, condition).await {
+            Ok((version, size)) => {
                 return Ok(Updated {
                     value,
                     version,
                     result,
                     attempts: attempt,
                     written: true,
+                    size,
                 });
             }
             Err(e) if e.is_conflict() => {
                 if attempt >= max_attempts {
                     return Err(RepoError::TooManyConflicts {
-                        what: what.to_owned(),
+                        what: io.what.to_owned(),
                         attempts: attempt,
                     }
                     .into());
                 }
                 tokio::time::sleep(retry.delay(attempt)).await;
             }
-            Err(e) => return Err(RepoError::store(what, e).into()),
+            Err(e) => return Err(e.into()),
         }
     }
 }

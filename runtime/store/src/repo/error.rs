@@ -54,6 +54,18 @@ pub enum RepoError {
         source: serde_json::Error,
     },
 
+    /// A stored document (or one of its parts) cannot be read back or written: a corrupt or
+    /// inconsistent object, or a document its codec cannot encode.
+    #[error("{what}: `{key}`: {reason}")]
+    Codec {
+        /// The document (`execution `abc``).
+        what: String,
+        /// The object at fault (its head or one of its parts).
+        key: String,
+        /// What is wrong, naming the part when a part is at fault.
+        reason: String,
+    },
+
     /// An id, namespace or name that cannot become part of a storage key.
     #[error("invalid {what}: {reason}")]
     InvalidName {

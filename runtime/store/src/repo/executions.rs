@@ -1,4 +1,5 @@
-//! Execution documents (`executions/{executionId}.json`) and immutable worker results
+//! Execution documents (`executions/{executionId}.json`, with immutable chunks
+//! `executions/{executionId}/chunks/{name}.json` when a codec splits them) and immutable worker results
 //! (`executions/{executionId}/results/{taskRunId}-{attempt}.json`).
 //!
 //! Keys spread by themselves: execution ids are random base62, so on S3 the `executions/` keys fall
@@ -12,9 +13,12 @@ use bytes::Bytes;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use std::sync::Arc;
+
 use crate::key::Key;
 use crate::object::{Condition, DynStore, Version};
 use crate::repo::cas::{self, RetryPolicy, Updated, Versioned};
+use crate::repo::codec::{DocIo, DocumentCodec, JsonCodec};
 use crate::repo::error::{RepoError, RepoResult, UpdateError};
 use crate::repo::names;
 
@@ -31,12 +35,30 @@ pub fn execution_key(execution_id: &str) -> RepoResult<Key> {
     )
 }
 
-/// Execution documents of any serde type `T` (the executor's `Execution`), each written only with a
+/// The key of an immutable part (chunk) of an execution document:
+/// `executions/{executionId}/chunks/{name}.json`.
+pub fn execution_part_key(execution_id: &str, name: &str) -> RepoResult<Key> {
+    names::id("execution id", execution_id)?;
+    names::id("execution chunk name", name)?;
+    names::key(
+        &what(execution_id),
+        format!("executions/{execution_id}/chunks/{name}.json"),
+    )
+}
+
+/// Execution documents of any type `T` (the executor's `Execution`), each written only with a
 /// version condition.
+///
+/// A [`DocumentCodec`] says how a document is stored: by default ([`JsonCodec`]) the whole
+/// document is `executions/{executionId}.json`; a codec with parts keeps a small head there and
+/// the rest in immutable parts `executions/{executionId}/chunks/{name}.json`, written before the
+/// head that references them (so the head never names a part that is not stored, and a part
+/// written by an attempt that lost the race is only an unreferenced object). Request counts below
+/// say "head" for the document's key and "part" for each chunk.
 pub struct ExecutionRepo<T> {
     store: DynStore,
     retry: RetryPolicy,
-    _doc: PhantomData<fn() -> T>,
+    codec: Arc<dyn DocumentCodec<T>>,
 }
 
 impl<T> Clone for ExecutionRepo<T> {
@@ -44,7 +66,7 @@ impl<T> Clone for ExecutionRepo<T> {
         ExecutionRepo {
             store: self.store.clone(),
             retry: self.retry,
-            _doc: PhantomData,
+            codec: self.codec.clone(),
         }
     }
 }
@@ -54,20 +76,27 @@ impl<T> std::fmt::Debug for ExecutionRepo<T> {
         f.debug_struct("ExecutionRepo")
             .field("store", &self.store.url())
             .field("retry", &self.retry)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
 impl<T> ExecutionRepo<T>
 where
-    T: Serialize + DeserializeOwned + Send,
+    T: Serialize + DeserializeOwned + Send + 'static,
 {
-    /// Executions of `store`, retried with [`RetryPolicy::default`].
+    /// Executions of `store` as plain JSON documents, retried with [`RetryPolicy::default`].
     pub fn new(store: DynStore) -> Self {
+        ExecutionRepo::with_codec(store, Arc::new(JsonCodec::new()))
+    }
+}
+
+impl<T: Send + 'static> ExecutionRepo<T> {
+    /// Executions of `store` laid out by `codec`, retried with [`RetryPolicy::default`].
+    pub fn with_codec(store: DynStore, codec: Arc<dyn DocumentCodec<T>>) -> Self {
         ExecutionRepo {
             store,
             retry: RetryPolicy::default(),
-            _doc: PhantomData,
+            codec,
         }
     }
 
@@ -77,66 +106,101 @@ where
         self
     }
 
-    /// Stores a new execution. 1 request (PUT if absent); `Conflict` when the id is taken.
-    pub async fn create(&self, id: &str, execution: &T) -> RepoResult<Version> {
-        let key = execution_key(id)?;
-        cas::put_json(
-            &*self.store,
-            &key,
-            &what(id),
-            execution,
-            Condition::IfAbsent,
-        )
-        .await
+    fn io<'a>(
+        &'a self,
+        key: &'a Key,
+        what: &'a str,
+        part_key: &'a (dyn Fn(&str) -> RepoResult<Key> + Send + Sync),
+    ) -> DocIo<'a, T> {
+        DocIo {
+            store: &self.store,
+            key,
+            what,
+            codec: &*self.codec,
+            part_key,
+        }
     }
 
-    /// Reads an execution with its version. 1 request (GET); `NotFound` when absent.
+    /// Stores a new execution: 1 PUT per part the codec makes, then 1 PUT (if absent) of the head;
+    /// `Conflict` when the id is taken. `execution` records what is stored (see
+    /// [`DocumentCodec::encode`]). Returns the head's version.
+    pub async fn create(&self, id: &str, execution: &mut T) -> RepoResult<Version> {
+        let key = execution_key(id)?;
+        let what = what(id);
+        let part_key = |name: &str| execution_part_key(id, name);
+        let io = self.io(&key, &what, &part_key);
+        Ok(io.store_doc(execution, Condition::IfAbsent).await?.0)
+    }
+
+    /// Reads an execution with its head's version: 1 GET of the head, then 1 GET per part it
+    /// references (up to 16 at once); `NotFound` when absent. A missing or unreadable part is an
+    /// error that names the execution and the part's key.
     pub async fn get(&self, id: &str) -> RepoResult<Versioned<T>> {
         let key = execution_key(id)?;
-        cas::get_json(&*self.store, &key, &what(id)).await
+        let what = what(id);
+        let part_key = |name: &str| execution_part_key(id, name);
+        let loaded = self.io(&key, &what, &part_key).load().await?;
+        Ok(Versioned {
+            value: loaded.value,
+            version: loaded.version,
+        })
     }
 
-    /// Reads an execution; `None` when absent. 1 request (GET).
+    /// As [`ExecutionRepo::get`]; `None` when the head is absent.
     pub async fn find(&self, id: &str) -> RepoResult<Option<Versioned<T>>> {
         let key = execution_key(id)?;
-        cas::get_json_opt(&*self.store, &key, &what(id)).await
+        let what = what(id);
+        let part_key = |name: &str| execution_part_key(id, name);
+        Ok(self
+            .io(&key, &what, &part_key)
+            .load_opt()
+            .await?
+            .map(|l| Versioned {
+                value: l.value,
+                version: l.version,
+            }))
     }
 
-    /// Writes an execution the caller read at `version`. 1 request (conditional PUT); `Conflict`
-    /// (see [`RepoError::is_conflict`]) when someone wrote it since.
+    /// Writes an execution the caller read at `version`: 1 PUT per new part, then 1 conditional
+    /// PUT of the head; `Conflict` (see [`RepoError::is_conflict`]) when someone wrote it since
+    /// (the new parts then stay unreferenced). Drop `execution` after a failure: it may record
+    /// parts the stored head does not reference.
     pub async fn put_if_version(
         &self,
         id: &str,
-        execution: &T,
+        execution: &mut T,
         version: &Version,
     ) -> RepoResult<Version> {
         let key = execution_key(id)?;
-        cas::put_json(
-            &*self.store,
-            &key,
-            &what(id),
-            execution,
-            Condition::IfVersion(version.clone()),
-        )
-        .await
+        let what = what(id);
+        let part_key = |name: &str| execution_part_key(id, name);
+        let io = self.io(&key, &what, &part_key);
+        Ok(io
+            .store_doc(execution, Condition::IfVersion(version.clone()))
+            .await?
+            .0)
     }
 
     /// Read-modify-write: reads the execution, applies `f`, writes it back if its version did not
     /// change. On `Conflict`, `f` runs again on a fresh read (after a jittered back-off), up to the
     /// retry policy's attempts; never a blind overwrite. If `f` fails, nothing is written.
     ///
-    /// Requests: exactly 1 GET + 1 conditional PUT without a conflict (only the GET when `f` leaves
-    /// the document byte-for-byte unchanged); one more GET + PUT per conflict.
+    /// Requests without a conflict: 1 GET of the head + 1 GET per part (concurrently), then 1 PUT
+    /// per new part + 1 conditional PUT of the head (no PUT when `f` leaves the head byte-for-byte
+    /// unchanged and makes no part). Each conflict costs one more read (head + parts) and write.
     pub async fn update<R, E, F>(&self, id: &str, f: F) -> Result<Updated<T, R>, UpdateError<E>>
     where
         F: FnMut(&mut T) -> Result<R, E> + Send,
     {
         let key = execution_key(id)?;
-        cas::update_json(&*self.store, &key, &what(id), self.retry, None, None, f).await
+        let what = what(id);
+        let part_key = |name: &str| execution_part_key(id, name);
+        cas::update_doc(&self.io(&key, &what, &part_key), self.retry, None, None, f).await
     }
 
-    /// As [`ExecutionRepo::update`], starting from a copy the caller already holds (e.g. the result of
-    /// the previous write): 1 conditional PUT without a conflict, a GET + PUT per conflict.
+    /// As [`ExecutionRepo::update`], starting from a copy the caller already holds (e.g. the result
+    /// of the previous write), moved in so nothing is copied: 1 PUT per new part + 1 conditional
+    /// PUT of the head without a conflict; a read (head + parts) and a write per conflict.
     pub async fn update_from<R, E, F>(
         &self,
         id: &str,
@@ -147,10 +211,10 @@ where
         F: FnMut(&mut T) -> Result<R, E> + Send,
     {
         let key = execution_key(id)?;
-        cas::update_json(
-            &*self.store,
-            &key,
-            &what(id),
+        let what = what(id);
+        let part_key = |name: &str| execution_part_key(id, name);
+        cas::update_doc(
+            &self.io(&key, &what, &part_key),
             self.retry,
             Some(current),
             None,
@@ -159,14 +223,38 @@ where
         .await
     }
 
-    /// Deletes an execution document (not its results, files or logs). 1 request (DELETE); with a
-    /// version, `Conflict` when it changed.
+    /// Deletes an execution document: its head, then its chunks (not its results, files or
+    /// logs). With a version, `Conflict` when the head changed, and nothing is deleted. 2
+    /// requests (DELETE, LIST) plus one DELETE per chunk.
     pub async fn delete(&self, id: &str, if_version: Option<&Version>) -> RepoResult<()> {
         let key = execution_key(id)?;
-        self.store
-            .delete(&key, if_version)
+        let head = self.store.delete(&key, if_version).await;
+        if let Err(e) = head {
+            if !e.is_not_found() {
+                return Err(RepoError::store(what(id), e));
+            }
+            // no head: still remove the chunks a delete that stopped half-way left behind
+            self.delete_parts(id).await?;
+            return Err(RepoError::store(what(id), e));
+        }
+        // then its chunks: with the head gone no reader reaches them
+        self.delete_parts(id).await
+    }
+
+    /// Deletes every chunk of an execution (`executions/{id}/chunks/`).
+    async fn delete_parts(&self, id: &str) -> RepoResult<()> {
+        let parts = self
+            .store
+            .list_all(&format!("executions/{id}/chunks/"))
             .await
-            .map_err(|e| RepoError::store(what(id), e))
+            .map_err(|e| RepoError::store(what(id), e))?;
+        for part in parts {
+            self.store
+                .delete(&part.key, None)
+                .await
+                .map_err(|e| RepoError::store(what(id), e))?;
+        }
+        Ok(())
     }
 }
 

@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! executions/{executionId}.json                                  execution document (version condition)
+//! executions/{executionId}/chunks/{seq}-{hash}.json              immutable chunks of it (task runs)
 //! executions/{executionId}/results/{taskRunId}-{attempt}.json    immutable worker results
 //! storage/{ns/as/path}/{flowId}/executions/{executionId}/...     internal storage
 //! flows/{namespace}/{flowId}/{revision}.yaml + latest.json       flows with revisions
@@ -27,6 +28,7 @@
 //! checked first (Kestra's id pattern), so nothing a caller passes can escape its key.
 
 mod cas;
+mod codec;
 mod error;
 mod executions;
 mod files;
@@ -43,8 +45,11 @@ mod triggers;
 mod tests;
 
 pub use cas::{RetryPolicy, Updated, Versioned};
+pub use codec::{DocumentCodec, Encoded, JsonCodec};
 pub use error::{RepoError, RepoResult, UpdateError};
-pub use executions::{ExecutionRepo, ResultId, ResultRepo, ResultWrite, execution_key};
+pub use executions::{
+    ExecutionRepo, ResultId, ResultRepo, ResultWrite, execution_key, execution_part_key,
+};
 pub use files::{ExecutionFiles, FileEntry, FilesExprHost, URI_SCHEME};
 pub use flows::{FlowRepo, FlowRevision, FlowSummary, flow_identity};
 pub use index::{ExecutionIndex, IndexEntry, IndexKey, IndexQuery};
@@ -53,7 +58,7 @@ pub use logs::{LogObject, LogRepo};
 pub use offload::{
     DEFAULT_DOCUMENT_BUDGET, DEFAULT_OFFLOAD_THRESHOLD, OFFLOAD_MARKER, OffloadConfig,
     OffloadedValue, check_budget, check_outputs_fit, inflate, json_size, load_offloaded, marker,
-    marker_for, offload_outputs,
+    marker_for, offload_outputs, outputs_size,
 };
 pub use plugins::{PluginObject, PluginRepo};
 pub use triggers::TriggerRepo;

@@ -286,6 +286,15 @@ pub fn check_budget(task_id: &str, document_size: usize, budget: usize) -> RepoR
     Ok(())
 }
 
+/// Bytes of an outputs map's compact JSON text (about: one comma too many), without building it.
+pub fn outputs_size(outputs: &Map<String, Json>) -> usize {
+    let mut size = 2; // `{}`
+    for (k, v) in outputs {
+        size += json_size(&Json::String(k.clone())) + 1 + json_size(v) + 1;
+    }
+    size
+}
+
 /// [`check_budget`] for a document of `document_size` bytes that is about to receive `outputs`
 /// (measured as JSON text) from task `task_id`.
 pub fn check_outputs_fit(
@@ -294,13 +303,9 @@ pub fn check_outputs_fit(
     outputs: &Map<String, Json>,
     config: &OffloadConfig,
 ) -> RepoResult<()> {
-    let mut size = 2; // `{}`
-    for (k, v) in outputs {
-        size += json_size(&Json::String(k.clone())) + 1 + json_size(v) + 1;
-    }
     check_budget(
         task_id,
-        document_size.saturating_add(size),
+        document_size.saturating_add(outputs_size(outputs)),
         config.document_budget,
     )
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 
 use super::*;
-use crate::object::DynStore;
+use crate::object::{Condition, DynStore};
 use crate::{LocalStore, MemoryStore, RequestCounts};
 
 pub(super) struct Env {
@@ -79,6 +79,9 @@ fn doc(id: &str) -> Doc {
 }
 
 on_both!(
+    chunked_execution_round_trips,
+    chunked_execution_conflict_reapplies,
+    chunked_execution_lost_race_stays_consistent,
     execution_create_get_update,
     execution_update_race,
     results_are_immutable,
@@ -96,9 +99,9 @@ on_both!(
 async fn execution_create_get_update(env: Env) {
     let repo: ExecutionRepo<Doc> = ExecutionRepo::new(env.store.clone());
     let before = env.counts();
-    let v1 = repo.create("exec1", &doc("exec1")).await.unwrap();
+    let v1 = repo.create("exec1", &mut doc("exec1")).await.unwrap();
     assert_eq!(env.counts().since(&before).put, 1);
-    let again = repo.create("exec1", &doc("exec1")).await.unwrap_err();
+    let again = repo.create("exec1", &mut doc("exec1")).await.unwrap_err();
     assert!(again.is_conflict(), "{again}");
 
     let got = repo.get("exec1").await.unwrap();
@@ -145,7 +148,7 @@ async fn execution_create_get_update(env: Env) {
 
     // a stale version is a typed conflict
     let stale = repo
-        .put_if_version("exec1", &doc("exec1"), &v1)
+        .put_if_version("exec1", &mut doc("exec1"), &v1)
         .await
         .unwrap_err();
     assert!(stale.is_conflict(), "{stale}");
@@ -182,12 +185,264 @@ async fn execution_create_get_update(env: Env) {
     assert!(repo.find("exec1").await.unwrap().is_none());
 }
 
+/// A document that keeps its items in immutable parts, 3 at a time: the shape of the executor's
+/// chunked executions, with nothing of the executor.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Log {
+    n: u64,
+    items: Vec<String>,
+    /// Items stored in parts (a prefix of `items`).
+    stored: usize,
+    parts: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LogHead {
+    n: u64,
+    items: Vec<String>,
+    parts: Vec<String>,
+}
+
+struct LogCodec;
+
+fn fnv(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl DocumentCodec<Log> for LogCodec {
+    fn encode(&self, doc: &mut Log) -> Result<Encoded, String> {
+        let mut parts = Vec::new();
+        if doc.items.len() - doc.stored >= 3 {
+            let bytes = serde_json::to_vec(&doc.items[doc.stored..]).map_err(|e| e.to_string())?;
+            let name = format!("{}-{:016x}", doc.parts.len(), fnv(&bytes));
+            doc.parts.push(name.clone());
+            doc.stored = doc.items.len();
+            parts.push((name, bytes));
+        }
+        let head = LogHead {
+            n: doc.n,
+            items: doc.items[doc.stored..].to_vec(),
+            parts: doc.parts.clone(),
+        };
+        Ok(Encoded {
+            head: serde_json::to_vec(&head).map_err(|e| e.to_string())?,
+            parts,
+        })
+    }
+
+    fn decode(&self, head: &[u8]) -> Result<(Log, Vec<String>), String> {
+        let head: LogHead = serde_json::from_slice(head).map_err(|e| e.to_string())?;
+        let names = head.parts.clone();
+        Ok((
+            Log {
+                n: head.n,
+                items: head.items,
+                stored: 0,
+                parts: head.parts,
+            },
+            names,
+        ))
+    }
+
+    fn attach(&self, doc: &mut Log, parts: Vec<(String, Bytes)>) -> Result<(), String> {
+        let mut items = Vec::new();
+        for (name, bytes) in parts {
+            if name.rsplit_once('-').map(|(_, h)| h) != Some(&format!("{:016x}", fnv(&bytes))) {
+                return Err(format!("part `{name}` is corrupt"));
+            }
+            let more: Vec<String> = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+            items.extend(more);
+        }
+        doc.stored = items.len();
+        items.append(&mut doc.items);
+        doc.items = items;
+        Ok(())
+    }
+}
+
+fn logs(store: &DynStore) -> ExecutionRepo<Log> {
+    ExecutionRepo::with_codec(store.clone(), Arc::new(LogCodec))
+}
+
+fn add(doc: &mut Log, k: usize) {
+    for _ in 0..k {
+        let i = doc.items.len();
+        doc.items.push(format!("item{i}"));
+    }
+}
+
+async fn chunked_execution_round_trips(env: Env) {
+    let repo = logs(&env.store);
+    let mut doc = Log::default();
+    add(&mut doc, 4);
+    let v = repo.create("c1", &mut doc).await.unwrap();
+    assert_eq!(doc.parts.len(), 1, "4 items make a part at once");
+    let mut held = Versioned {
+        value: doc,
+        version: v,
+    };
+    for round in 0..5 {
+        let before = env.counts();
+        let up = repo
+            .update_from("c1", held, |d| {
+                add(d, 2);
+                Ok::<_, String>(())
+            })
+            .await
+            .unwrap();
+        let cost = env.counts().since(&before);
+        // every other round makes a part: PUT it, then the head
+        let parts = usize::from(up.value.items.len() - up.value.stored == 0);
+        assert_eq!((cost.get, cost.put), (0, 1 + parts as u64), "round {round}");
+        assert!(up.size < 200, "the head holds at most 2 items: {}", up.size);
+        held = Versioned {
+            value: up.value,
+            version: up.version,
+        };
+    }
+    assert_eq!(held.value.items.len(), 14);
+    let before = env.counts();
+    let got = repo.get("c1").await.unwrap();
+    let cost = env.counts().since(&before);
+    assert_eq!(got.value, held.value);
+    assert_eq!(got.version, held.version);
+    assert_eq!(cost.get, 1 + held.value.parts.len() as u64, "{cost:?}");
+    let keys = env.store.list_all("executions/c1/chunks/").await.unwrap();
+    assert_eq!(keys.len(), held.value.parts.len());
+
+    // a missing part is an error naming the execution and the part's key, not "not found"
+    let part = execution_part_key("c1", &held.value.parts[1]).unwrap();
+    env.store.delete(&part, None).await.unwrap();
+    let e = repo.get("c1").await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        text.contains("c1") && text.contains(part.as_str()),
+        "{text}"
+    );
+    assert!(
+        repo.find("c1").await.is_err(),
+        "a missing part is not an absent execution"
+    );
+    // a corrupt part too
+    env.store
+        .put(&part, Bytes::from_static(b"[\"x\"]"), Condition::None)
+        .await
+        .unwrap();
+    let text = repo.get("c1").await.unwrap_err().to_string();
+    assert!(
+        text.contains("corrupt") && text.contains(&held.value.parts[1]),
+        "{text}"
+    );
+
+    // delete removes the head and every part
+    repo.delete("c1", None).await.unwrap();
+    assert!(repo.find("c1").await.unwrap().is_none());
+    let left = env.store.list_all("executions/c1/").await.unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+async fn chunked_execution_conflict_reapplies(env: Env) {
+    let repo = logs(&env.store);
+    let mut doc = Log::default();
+    add(&mut doc, 2);
+    let v = repo.create("c2", &mut doc).await.unwrap();
+    let held = Versioned {
+        value: doc,
+        version: v,
+    };
+    // another writer gets there first, with a new part
+    let other = repo
+        .update_from("c2", held.clone(), |d| {
+            d.n = 7;
+            add(d, 3);
+            Ok::<_, String>(())
+        })
+        .await
+        .unwrap();
+    assert_eq!(other.value.parts.len(), 1);
+    // the stale copy: its write loses, the change is re-applied to head + parts read again
+    let before = env.counts();
+    let up = repo
+        .update_from("c2", held, |d| {
+            d.n += 1;
+            add(d, 4);
+            Ok::<_, String>(d.items.len())
+        })
+        .await
+        .unwrap();
+    let cost = env.counts().since(&before);
+    assert_eq!(up.attempts, 2);
+    assert_eq!(up.result, 9, "re-applied on the 5 stored items");
+    assert_eq!(up.value.n, 8);
+    // lost attempt: 1 part + head; then 1 head + 1 part read; then 1 part + head
+    assert_eq!((cost.get, cost.put), (2, 4), "{cost:?}");
+    let got = repo.get("c2").await.unwrap().value;
+    assert_eq!(got, up.value);
+    let expected: Vec<String> = (0..9).map(|i| format!("item{i}")).collect();
+    assert_eq!(got.items, expected);
+}
+
+async fn chunked_execution_lost_race_stays_consistent(env: Env) {
+    let repo = logs(&env.store);
+    let mut doc = Log::default();
+    let v1 = repo.create("c3", &mut doc).await.unwrap();
+    let mut winner = doc.clone();
+    add(&mut winner, 3);
+    repo.put_if_version("c3", &mut winner, &v1).await.unwrap();
+    // the loser writes its part, then loses the head
+    let mut loser = doc;
+    add(&mut loser, 5);
+    loser.items[0] = "other".into();
+    let e = repo
+        .put_if_version("c3", &mut loser, &v1)
+        .await
+        .unwrap_err();
+    assert!(e.is_conflict(), "{e}");
+    let keys = env.store.list_all("executions/c3/chunks/").await.unwrap();
+    assert_eq!(keys.len(), 2, "the loser's part stays, unreferenced");
+    let got = repo.get("c3").await.unwrap().value;
+    assert_eq!(got, winner, "the head references only the winner's part");
+
+    // and the racing writers of `race` still add up with parts
+    let repo = logs(&env.store).with_retry(RetryPolicy {
+        max_attempts: 10_000,
+        ..RetryPolicy::default()
+    });
+    repo.create("c4", &mut Log::default()).await.unwrap();
+    let mut handles = Vec::new();
+    for t in 0..4 {
+        let repo = repo.clone();
+        handles.push(tokio::spawn(async move {
+            for i in 0..10 {
+                repo.update("c4", |d| {
+                    d.n += 1;
+                    d.items.push(format!("{t}-{i}"));
+                    Ok::<_, String>(())
+                })
+                .await
+                .unwrap();
+            }
+        }));
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    let got = repo.get("c4").await.unwrap().value;
+    assert_eq!(got.n, 40);
+    let mut items = got.items.clone();
+    items.sort();
+    items.dedup();
+    assert_eq!(items.len(), 40, "no item lost or doubled");
+}
+
 async fn race(store: DynStore, tasks: u64, increments: u64) {
     let repo: ExecutionRepo<Doc> = ExecutionRepo::new(store.clone()).with_retry(RetryPolicy {
         max_attempts: 10_000,
         ..RetryPolicy::default()
     });
-    repo.create("race", &doc("race")).await.unwrap();
+    repo.create("race", &mut doc("race")).await.unwrap();
     let mut handles = Vec::new();
     for _ in 0..tasks {
         let repo = repo.clone();
@@ -247,7 +502,7 @@ async fn results_are_immutable(env: Env) {
     );
     // the execution document's key is a sibling, not listed among the results
     let execs: ExecutionRepo<Doc> = ExecutionRepo::new(env.store.clone());
-    execs.create("e1", &doc("e1")).await.unwrap();
+    execs.create("e1", &mut doc("e1")).await.unwrap();
     assert_eq!(repo.list("e1").await.unwrap().len(), 3);
 }
 

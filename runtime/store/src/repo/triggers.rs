@@ -123,7 +123,7 @@ where
     {
         let key = trigger_key(namespace, flow_id, trigger_id)?;
         let what = what(namespace, flow_id, trigger_id);
-        cas::update_json(&*self.store, &key, &what, self.retry, None, Some(init), f).await
+        cas::update_json(&self.store, &key, &what, self.retry, None, Some(init), f).await
     }
 
     /// Removes a trigger's state. 1 request (DELETE).
