@@ -45,9 +45,15 @@ fn main() {
             "the Rust target {TARGET} is not installed; weft's plugins are built for it. Run: rustup target add {TARGET}"
         ));
     }
+    // One wasm target directory per profile (target/debug/wasm-plugins), not one per OUT_DIR:
+    // `cargo clippy` and `cargo test` run this script with different OUT_DIRs and would otherwise
+    // each build the plugins from scratch. The nested cargo locks the directory itself.
     let target_dir = std::env::var_os("WEFT_PLUGINS_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| out_dir.join("wasm-target"));
+        .unwrap_or_else(|| match out_dir.ancestors().nth(3) {
+            Some(profile_dir) if out_dir.ends_with("out") => profile_dir.join("wasm-plugins"),
+            _ => out_dir.join("wasm-target"),
+        });
 
     build(&cargo, &plugins, &target_dir);
     // the plugin template, built as its README says, so a test can run it

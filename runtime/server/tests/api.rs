@@ -93,21 +93,17 @@ impl TestServer {
         }
     }
 
-    async fn create_flow(&self, prefix: &str, source: &str) -> reqwest::Response {
-        self.req(reqwest::Method::POST, &format!("{prefix}/flows"))
-            .header("content-type", "application/x-yaml")
-            .body(source.to_string())
-            .send()
-            .await
-            .unwrap()
+    async fn create_flow(&self, prefix: &str, source: &str) -> (StatusCode, Value) {
+        send(
+            self.req(reqwest::Method::POST, &format!("{prefix}/flows"))
+                .header("content-type", "application/x-yaml")
+                .body(source.to_string()),
+        )
+        .await
     }
 
     async fn json(&self, method: reqwest::Method, path: &str) -> (StatusCode, Value) {
-        let resp = self.req(method, path).send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, body)
+        send(self.req(method, path)).await
     }
 
     async fn stop(mut self) {
@@ -120,7 +116,9 @@ impl TestServer {
     }
 }
 
-async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
+/// Sends a request; its status and its body as JSON (or as a string when it is not JSON).
+async fn send(request: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let resp = request.send().await.unwrap();
     let status = resp.status();
     let text = resp.text().await.unwrap();
     (
@@ -142,23 +140,20 @@ fn outputs_of<'v>(exec: &'v Value, task: &str) -> &'v Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_are_created_updated_validated_and_kept_per_tenant() {
     let s = TestServer::start(None).await;
-    let (status, created) = body(s.create_flow("/api/v1", FLOW).await).await;
+    let (status, created) = s.create_flow("/api/v1", FLOW).await;
     assert_eq!(status, StatusCode::OK, "{created}");
     assert_eq!(created["revision"], 1);
     assert_eq!(created["id"], "hello");
     assert_eq!(created["source"], FLOW);
 
     // creating it again is a conflict; updating makes revision 2
-    let (status, _) = body(s.create_flow("/api/v1", FLOW).await).await;
+    let (status, _) = s.create_flow("/api/v1", FLOW).await;
     assert_eq!(status, StatusCode::CONFLICT);
     let updated_source = FLOW.replace("hello {{", "hi {{");
-    let (status, updated) = body(
+    let (status, updated) = send(
         s.req(reqwest::Method::PUT, "/api/v1/flows/company.team/hello")
             .header("content-type", "application/x-yaml")
-            .body(updated_source.clone())
-            .send()
-            .await
-            .unwrap(),
+            .body(updated_source.clone()),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{updated}");
@@ -189,7 +184,7 @@ async fn flows_are_created_updated_validated_and_kept_per_tenant() {
 
     // an invalid flow: 422 naming the line at fault
     let bad = "id: bad\nnamespace: company.team\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    mesage: hi\n";
-    let (status, err) = body(s.create_flow("/api/v1", bad).await).await;
+    let (status, err) = s.create_flow("/api/v1", bad).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
     assert!(err["message"].as_str().unwrap().contains("line 4"), "{err}");
     let details = err["details"].as_array().unwrap();
@@ -202,13 +197,10 @@ async fn flows_are_created_updated_validated_and_kept_per_tenant() {
 
     // validate: one result per document, with lines
     let docs = format!("{FLOW}---\n{bad}");
-    let (status, results) = body(
+    let (status, results) = send(
         s.req(reqwest::Method::POST, "/api/v1/flows/validate")
             .header("content-type", "application/x-yaml")
-            .body(docs)
-            .send()
-            .await
-            .unwrap(),
+            .body(docs),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -237,7 +229,7 @@ async fn flows_are_created_updated_validated_and_kept_per_tenant() {
 
     // tenants: the same flow in tenant `acme` is another flow, invisible from `main`
     let other = FLOW.replace("id: hello", "id: only-acme");
-    let (status, _) = body(s.create_flow("/api/v1/acme", &other).await).await;
+    let (status, _) = s.create_flow("/api/v1/acme", &other).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = s
         .json(reqwest::Method::GET, "/api/v1/flows/company.team/only-acme")
@@ -274,25 +266,19 @@ async fn flows_are_created_updated_validated_and_kept_per_tenant() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn executions_start_with_inputs_wait_and_are_found_with_their_logs_and_files() {
     let s = TestServer::start(None).await;
-    assert_eq!(
-        s.create_flow("/api/v1", FLOW).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(s.create_flow("/api/v1", FLOW).await.0, StatusCode::OK);
 
     // start with a text input and a file, wait for the end
     let form = Form::new().text("name", "alice").part(
         "data",
         Part::bytes(b"a,b\n1,2\n".to_vec()).file_name("data.csv"),
     );
-    let (status, exec) = body(
+    let (status, exec) = send(
         s.req(
             reqwest::Method::POST,
             "/api/v1/executions/company.team/hello?wait=true&labels=env:test",
         )
-        .multipart(form)
-        .send()
-        .await
-        .unwrap(),
+        .multipart(form),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{exec}");
@@ -345,15 +331,10 @@ async fn executions_start_with_inputs_wait_and_are_found_with_their_logs_and_fil
     );
 
     // start without waiting: CREATED right away, then SUCCESS in storage
-    let (status, created) = body(
-        s.req(
-            reqwest::Method::POST,
-            "/api/v1/executions/company.team/hello",
-        )
-        .send()
-        .await
-        .unwrap(),
-    )
+    let (status, created) = send(s.req(
+        reqwest::Method::POST,
+        "/api/v1/executions/company.team/hello",
+    ))
     .await;
     assert_eq!(status, StatusCode::OK, "{created}");
     assert_eq!(created["state"]["current"], "CREATED");
@@ -401,26 +382,17 @@ async fn executions_start_with_inputs_wait_and_are_found_with_their_logs_and_fil
 
     // a bad input value is a 400 naming the input; an unknown flow a 404
     let form = Form::new().part("data", Part::text("x")); // not a file part
-    let (status, err) = body(
+    let (status, err) = send(
         s.req(
             reqwest::Method::POST,
             "/api/v1/executions/company.team/hello",
         )
-        .multipart(form)
-        .send()
-        .await
-        .unwrap(),
+        .multipart(form),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
     assert!(err["message"].as_str().unwrap().contains("data"), "{err}");
-    let (status, _) = body(
-        s.req(reqwest::Method::POST, "/api/v1/executions/foo/bar")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _) = send(s.req(reqwest::Method::POST, "/api/v1/executions/foo/bar")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // delete
@@ -456,20 +428,14 @@ async fn executions_start_with_inputs_wait_and_are_found_with_their_logs_and_fil
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_start_executions_by_key_and_conditions() {
     let s = TestServer::start(None).await;
-    assert_eq!(
-        s.create_flow("/api/v1", FLOW).await.status(),
-        StatusCode::OK
-    );
-    let (status, exec) = body(
+    assert_eq!(s.create_flow("/api/v1", FLOW).await.0, StatusCode::OK);
+    let (status, exec) = send(
         s.req(
             reqwest::Method::POST,
             "/api/v1/executions/webhook/company.team/hello/s3cret-key?wait=true&x=1&x=2",
         )
         .header("x-custom", "yes")
-        .json(&json!({"go": true, "n": 3}))
-        .send()
-        .await
-        .unwrap(),
+        .json(&json!({"go": true, "n": 3})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{exec}");
@@ -514,10 +480,7 @@ async fn webhooks_start_executions_by_key_and_conditions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_token_every_api_call_needs_it_but_webhooks_use_their_key() {
     let s = TestServer::start(Some("t0ken")).await;
-    assert_eq!(
-        s.create_flow("/api/v1", FLOW).await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(s.create_flow("/api/v1", FLOW).await.0, StatusCode::OK);
     let anonymous = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", s.base);
     let resp = anonymous

@@ -20,6 +20,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls;
 use bytes::Bytes;
 use tokio::io::AsyncReadExt;
 
@@ -122,7 +123,13 @@ impl S3Store {
     /// Builds the client, then (unless `options.probe` is off) checks that the bucket exists and that
     /// the server honours conditional writes, with a clear error when not.
     pub async fn connect(options: S3Options) -> Result<S3Store> {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        // HTTPS with rustls on ring (system roots); also used by the credential providers
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
         if let Some(endpoint) = &options.endpoint {
             loader = loader.endpoint_url(endpoint);
         }

@@ -188,9 +188,15 @@ fn start_moto() -> Result<TestS3> {
             .stderr(Stdio::null())
             .spawn()
     };
-    // the `moto_server` script, or the module when the script is not on PATH
-    let mut child = spawn("moto_server", &[])
-        .or_else(|_| spawn("python3", &["-m", "moto.server"]))
+    // the repository's launcher (moto with atomic conditional writes, see the script), else the
+    // stock `moto_server` script or module when this crate is used outside the repository
+    let launcher = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/moto-server.py");
+    let spawned = if std::path::Path::new(launcher).is_file() {
+        spawn("python3", &[launcher])
+    } else {
+        spawn("moto_server", &[]).or_else(|_| spawn("python3", &["-m", "moto.server"]))
+    };
+    let mut child = spawned
         .map_err(|e| {
             setup_error(&format!(
                 "cannot run `moto_server` ({e}): install it with `python3 -m pip install 'moto[server]'`, \

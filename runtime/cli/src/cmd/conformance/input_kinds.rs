@@ -7,15 +7,8 @@ use weft_executor::inputs::InputContext;
 use super::cases::{Case, Outcome};
 use super::run_kinds::{self, Env};
 
-/// Runs one input-typing or input-validation case.
-pub(crate) fn run(env: &mut Env, case: &Case) -> Outcome {
-    match run_inner(env, case) {
-        Ok(o) => o,
-        Err(e) => Outcome::Failed(format!("{e:#}")),
-    }
-}
-
-fn run_inner(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
+/// Runs one an `input-typing` or `input-validation` case; an error is a failure of the case.
+pub(crate) fn run(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     let raw = env.raw_case(&case.name)?;
     let dir = env.dir().to_path_buf();
     let inner = env.inner()?;

@@ -81,10 +81,12 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
             Some(reason) => Outcome::Skipped(format!("out of reach: {reason}")),
             None => match case.kind.as_str() {
                 "parse" | "valid" | "invalid" => validate_kinds::run(&args.dir, case, &registry),
-                "run" => run_kinds::run(&mut env, case),
-                "input-typing" | "input-validation" => input_kinds::run(&mut env, case),
-                "scenario" => scenario::run(&mut env, case),
-                "api" => api_kind::run(&mut env, case),
+                "run" => failed_on_error(run_kinds::run(&mut env, case)),
+                "input-typing" | "input-validation" => {
+                    failed_on_error(input_kinds::run(&mut env, case))
+                }
+                "scenario" => failed_on_error(scenario::run(&mut env, case)),
+                "api" => failed_on_error(api_kind::run(&mut env, case)),
                 other => Outcome::Skipped(format!("kind `{other}` is not supported yet")),
             },
         };
@@ -139,4 +141,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A case that could not be carried out failed, with the whole error chain as its reason.
+fn failed_on_error(outcome: anyhow::Result<Outcome>) -> Outcome {
+    outcome.unwrap_or_else(|e| Outcome::Failed(format!("{e:#}")))
 }

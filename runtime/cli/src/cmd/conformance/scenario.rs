@@ -30,15 +30,8 @@ const SUPPORTED: &[&str] = &[
     "collect_terminated",
 ];
 
-/// Runs one scenario case.
-pub(crate) fn run(env: &mut Env, case: &Case) -> Outcome {
-    match run_inner(env, case) {
-        Ok(o) => o,
-        Err(e) => Outcome::Failed(format!("{e:#}")),
-    }
-}
-
-fn run_inner(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
+/// Runs one a `scenario` case; an error is a failure of the case.
+pub(crate) fn run(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     let raw = env.raw_case(&case.name)?;
     let dir = env.dir().to_path_buf();
     let store_url = env.store_url(&case.name);

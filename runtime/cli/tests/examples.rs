@@ -1,0 +1,129 @@
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+//! The README's commands: every flow in `examples/` run by the real `weft` binary on a fresh local
+//! store, with the exit code and final state the README promises.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `weft run --json ARGS` in a fresh store; returns the exit code and the execution document.
+fn weft_run(args: &[&str]) -> (i32, serde_json::Value) {
+    let store = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .current_dir(repo())
+        .arg("run")
+        .args(args)
+        .arg("--json")
+        .arg("--store")
+        .arg(store.path())
+        .output()
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "weft run {args:?}: stdout is not one JSON document ({e}); stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+fn state(doc: &serde_json::Value) -> &str {
+    doc["state"]["current"].as_str().unwrap_or("")
+}
+
+#[test]
+fn hello_succeeds_with_its_default_input() {
+    let (code, doc) = weft_run(&["examples/hello.yaml"]);
+    assert_eq!((code, state(&doc)), (0, "SUCCESS"), "{doc:#}");
+    let shout = doc["taskRunList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["taskId"] == "shout")
+        .unwrap();
+    assert_eq!(shout["outputs"]["value"], "WORLD");
+}
+
+#[test]
+fn inputs_are_typed_and_validated() {
+    let (code, doc) = weft_run(&[
+        "examples/inputs.yaml",
+        "--input",
+        "name=Ada",
+        "--input",
+        "count=3",
+    ]);
+    assert_eq!((code, state(&doc)), (0, "SUCCESS"), "{doc:#}");
+    assert_eq!(doc["inputs"]["name"], "Ada");
+    assert_eq!(doc["inputs"]["count"], 3);
+}
+
+#[test]
+fn an_invalid_input_is_refused_with_its_name() {
+    let store = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weft"))
+        .current_dir(repo())
+        .args([
+            "run",
+            "examples/inputs.yaml",
+            "--input",
+            "count=zero",
+            "--store",
+        ])
+        .arg(store.path())
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("count"), "{stderr}");
+}
+
+#[test]
+fn foreach_calls_a_subflow_from_the_flows_folder() {
+    let (code, doc) = weft_run(&["examples/foreach-subflow.yaml", "--flows", "examples/"]);
+    assert_eq!((code, state(&doc)), (0, "SUCCESS"), "{doc:#}");
+}
+
+fn run_state<'a>(doc: &'a serde_json::Value, task_id: &str) -> Option<&'a str> {
+    doc["taskRunList"]
+        .as_array()?
+        .iter()
+        .find(|t| t["taskId"] == task_id)?["state"]["current"]
+        .as_str()
+}
+
+#[test]
+fn retries_fail_then_the_errors_branch_runs() {
+    let (code, doc) = weft_run(&["examples/retries.yaml"]);
+    assert_eq!((code, state(&doc)), (1, "FAILED"), "{doc:#}");
+    let flaky = doc["taskRunList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["taskId"] == "flaky")
+        .unwrap();
+    assert_eq!(flaky["attempts"].as_array().unwrap().len(), 3, "{flaky:#}");
+    assert_eq!(run_state(&doc, "alert"), Some("SUCCESS"), "{doc:#}");
+}
+
+#[test]
+fn errors_and_finally_run_and_the_execution_still_fails() {
+    // as in Kestra: an `errors` branch handles a failure but does not turn it into a success
+    let (code, doc) = weft_run(&["examples/errors-finally.yaml"]);
+    assert_eq!((code, state(&doc)), (1, "FAILED"), "{doc:#}");
+    assert_eq!(run_state(&doc, "boom"), Some("FAILED"));
+    assert_eq!(run_state(&doc, "handle"), Some("SUCCESS"));
+    assert_eq!(run_state(&doc, "always"), Some("SUCCESS"));
+}
+
+#[test]
+fn parallel_fan_out_joins_after_every_branch() {
+    let (code, doc) = weft_run(&["examples/parallel-fan-out.yaml"]);
+    assert_eq!((code, state(&doc)), (0, "SUCCESS"), "{doc:#}");
+    for task in ["europe", "america", "asia", "join"] {
+        assert_eq!(run_state(&doc, task), Some("SUCCESS"), "{task}");
+    }
+}
