@@ -523,3 +523,68 @@ async fn with_a_token_every_api_call_needs_it_but_webhooks_use_their_key() {
     assert_eq!(resp.status(), StatusCode::OK);
     s.stop().await;
 }
+
+/// Every file under `dir`, as paths relative to it.
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_execution_is_read_whole_and_deleted_with_its_chunks() {
+    let s = TestServer::start(None).await;
+    let values: Vec<String> = (0..300).map(|i| i.to_string()).collect();
+    let flow = format!(
+        "id: many\nnamespace: company.team\ntasks:\n  - id: each\n    type: io.kestra.plugin.core.flow.ForEach\n    values: [{}]\n    tasks:\n      - id: r\n        type: io.kestra.plugin.core.debug.Return\n        format: \"{{{{ taskrun.value }}}}\"\n",
+        values.join(", ")
+    );
+    assert_eq!(s.create_flow("/api/v1", &flow).await.0, StatusCode::OK);
+    let (status, exec) = s
+        .json(
+            reqwest::Method::POST,
+            "/api/v1/executions/company.team/many?wait=true",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    assert_eq!(exec["state"]["current"], "SUCCESS");
+    let id = exec["id"].as_str().unwrap().to_string();
+    let store = s._dir.path().join("store");
+    let stored: Vec<String> = files_under(&store)
+        .into_iter()
+        .filter(|f| f.contains(&format!("executions/{id}/chunks/")))
+        .collect();
+    assert!(!stored.is_empty(), "300 task runs are stored in chunks");
+
+    // GET puts head and chunks back together, in Kestra's JSON
+    let (status, got) = s
+        .json(reqwest::Method::GET, &format!("/api/v1/executions/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let runs = got["taskRunList"].as_array().unwrap();
+    let returns = runs.iter().filter(|r| r["taskId"] == "r").count();
+    assert_eq!(returns, 300);
+    assert!(got.get("weftChunks").is_none(), "internal field leaked");
+
+    // DELETE removes the head, every chunk and result, the logs, the files and the index entry
+    let (status, _) = s
+        .json(reqwest::Method::DELETE, &format!("/api/v1/executions/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let left: Vec<String> = files_under(&store)
+        .into_iter()
+        .filter(|f| f.contains(&id))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    s.stop().await;
+}

@@ -233,6 +233,16 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
             }
         }
     }
+
+    /// Deletes every key under `prefix` (one LIST per 1,000 keys, then one DELETE each); how
+    /// many were deleted.
+    async fn delete_all(&self, prefix: &str) -> Result<usize> {
+        let entries = self.list_all(prefix).await?;
+        for entry in &entries {
+            self.delete(&entry.key, None).await?;
+        }
+        Ok(entries.len())
+    }
 }
 
 /// A shared handle on any backend.

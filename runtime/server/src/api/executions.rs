@@ -13,7 +13,7 @@ use serde_json::{Map, Value as JsonValue, json};
 use weft_executor::inputs::mask_secrets;
 use weft_executor::{Event, Execution, State as ExecState};
 use weft_store::DynStore;
-use weft_store::repo::{ExecutionFiles, ExecutionIndex, ExecutionRepo, IndexKey, LogRepo};
+use weft_store::repo::{ExecutionFiles, ExecutionIndex, IndexKey, LogRepo};
 
 use super::App;
 use super::drive::{self, Action, Init};
@@ -99,12 +99,14 @@ pub(crate) async fn get(
     Ok(Json(exec_json(&read(&store, &id).await?)))
 }
 
-/// `DELETE /executions/{id}`: the document and its index entry (204); a running execution is
-/// refused (kill it first).
+/// `DELETE /executions/{id}`: the document, its worker results and its index entry (204), and,
+/// as in Kestra unless `deleteLogs=false` / `deleteStorage=false`, its logs and its files. A
+/// running execution is refused (kill it first).
 pub(crate) async fn delete(
     State(app): State<Arc<App>>,
     tenant: Tenant,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> ApiResult<StatusCode> {
     let store = tenant.store(&app.store)?;
     let exec = read(&store, &id).await?;
@@ -113,6 +115,17 @@ pub(crate) async fn delete(
             "execution {id} is {}: kill it before deleting it",
             exec.state.current.as_str()
         )));
+    }
+    let keep = |flag: &str| {
+        query_value(query.as_deref(), flag).is_some_and(|v| v.eq_ignore_ascii_case("false"))
+    };
+    if !keep("deleteStorage") {
+        ExecutionFiles::new(store.clone(), &exec.namespace, &exec.flow_id, &id)?
+            .delete_all()
+            .await?;
+    }
+    if !keep("deleteLogs") {
+        LogRepo::new(store.clone()).delete_all(&id).await?;
     }
     crate::executions(store.clone()).delete(&id, None).await?;
     if let Some(start_date) = exec

@@ -200,7 +200,9 @@ impl Session<'_> {
             id.to_string(),
             Live {
                 executor,
-                current,
+                current: Some(current),
+                // known from the first write on; until then the budget counts the outputs only
+                head_size: 0,
                 files,
                 parent: None,
                 done,

@@ -223,38 +223,23 @@ impl<T: Send + 'static> ExecutionRepo<T> {
         .await
     }
 
-    /// Deletes an execution document: its head, then its chunks (not its results, files or
-    /// logs). With a version, `Conflict` when the head changed, and nothing is deleted. 2
-    /// requests (DELETE, LIST) plus one DELETE per chunk.
+    /// Deletes an execution document: its head, then everything stored under it (chunks and
+    /// worker results; not its files or logs). With a version, `Conflict` when the head changed,
+    /// and nothing is deleted. A delete that stopped half-way leaves only objects no reader
+    /// reaches, and a second delete removes them (then answers `NotFound` for the head).
     pub async fn delete(&self, id: &str, if_version: Option<&Version>) -> RepoResult<()> {
         let key = execution_key(id)?;
         let head = self.store.delete(&key, if_version).await;
-        if let Err(e) = head {
-            if !e.is_not_found() {
-                return Err(RepoError::store(what(id), e));
-            }
-            // no head: still remove the chunks a delete that stopped half-way left behind
-            self.delete_parts(id).await?;
-            return Err(RepoError::store(what(id), e));
+        if let Err(e) = &head
+            && !e.is_not_found()
+        {
+            return head.map_err(|e| RepoError::store(what(id), e));
         }
-        // then its chunks: with the head gone no reader reaches them
-        self.delete_parts(id).await
-    }
-
-    /// Deletes every chunk of an execution (`executions/{id}/chunks/`).
-    async fn delete_parts(&self, id: &str) -> RepoResult<()> {
-        let parts = self
-            .store
-            .list_all(&format!("executions/{id}/chunks/"))
+        self.store
+            .delete_all(&format!("executions/{id}/"))
             .await
             .map_err(|e| RepoError::store(what(id), e))?;
-        for part in parts {
-            self.store
-                .delete(&part.key, None)
-                .await
-                .map_err(|e| RepoError::store(what(id), e))?;
-        }
-        Ok(())
+        head.map_err(|e| RepoError::store(what(id), e))
     }
 }
 

@@ -320,6 +320,15 @@ impl ExecutionFiles {
             .map_err(|e| RepoError::store(format!("file `{uri}`"), e))
     }
 
+    /// Deletes every file of the execution (task files, FILE inputs, offloaded outputs); how
+    /// many. 1 LIST per 1,000 files, 1 DELETE each.
+    pub async fn delete_all(&self) -> RepoResult<usize> {
+        self.store
+            .delete_all(&format!("storage/{}", self.base))
+            .await
+            .map_err(|e| RepoError::store(format!("files of execution `{}`", self.execution_id), e))
+    }
+
     /// Every file of the execution (or below `relative`, a directory path such as
     /// `tasks/t1`), in key order. 1 LIST request per 1,000 files.
     pub async fn list(&self, relative: Option<&str>) -> RepoResult<Vec<FileEntry>> {

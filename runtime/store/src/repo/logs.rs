@@ -103,6 +103,15 @@ impl LogRepo {
         }
     }
 
+    /// Deletes every log object of an execution; how many. 1 LIST per 1,000, 1 DELETE each.
+    pub async fn delete_all(&self, execution_id: &str) -> RepoResult<usize> {
+        names::id("execution id", execution_id)?;
+        self.store
+            .delete_all(&format!("logs/{execution_id}/"))
+            .await
+            .map_err(|e| RepoError::store(format!("logs of execution `{execution_id}`"), e))
+    }
+
     /// The log objects of an execution, sorted by task run id then attempt. 1 LIST per 1,000.
     pub async fn list(&self, execution_id: &str) -> RepoResult<Vec<LogObject>> {
         names::id("execution id", execution_id)?;
