@@ -44,10 +44,10 @@ pub struct ChunkPolicy {
 }
 
 impl Default for ChunkPolicy {
-    /// 128 terminated runs per chunk, at most 1,024 runs in the head, 1,024 per chunk.
+    /// 32 terminated runs per chunk, at most 1,024 runs in the head, 1,024 per chunk.
     fn default() -> Self {
         ChunkPolicy {
-            runs_per_chunk: 128,
+            runs_per_chunk: 32,
             max_head_runs: 1024,
             max_chunk_runs: 1024,
         }

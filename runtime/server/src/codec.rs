@@ -88,8 +88,8 @@ mod tests {
                 })
                 .await
                 .unwrap();
-            // at most 128 terminated runs (~800 bytes each here) and the running one
-            assert!(up.size < 150_000, "head of {} bytes", up.size);
+            // at most 32 terminated runs (~800 bytes each here) and the running one
+            assert!(up.size < 40_000, "head of {} bytes", up.size);
             current = Versioned {
                 value: up.value,
                 version: up.version,
@@ -147,7 +147,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(chunks.len(), got.value.chunk_names().len());
-        assert!(chunks.len() >= 600 / 128);
+        assert!(chunks.len() >= 600 / 32);
     }
 
     #[tokio::test]

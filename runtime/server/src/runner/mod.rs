@@ -28,7 +28,7 @@ use weft_flow::model::{Flow, Label};
 use weft_store::DynStore;
 use weft_store::repo::{
     ExecutionFiles, ExecutionIndex, ExecutionRepo, FilesExprHost, IndexEntry, LogRepo,
-    OffloadConfig, ResultRepo, Versioned, check_outputs_fit, offload_outputs, outputs_size,
+    OffloadConfig, Versioned, check_outputs_fit, offload_outputs, outputs_size,
 };
 
 use host::AttemptHost;
@@ -763,13 +763,10 @@ impl Runner {
                     .collect(),
                 log_file: None,
             };
-            let results: ResultRepo<WorkerResult> = ResultRepo::new(store);
-            if let Err(e) = results
-                .put(&task.execution_id, &task.task_run_id, task.attempt, &result)
-                .await
-            {
-                tracing::warn!(error = %e, "could not store the worker result");
-            }
+            // An attempt run in this process is applied by this process's next write of the
+            // execution (one request, not two). `ResultRepo` objects are for results that
+            // another instance applies (dispatch over HTTP); an attempt lost to a crash here runs
+            // again when its execution is taken over: at least once, as Kestra's workers.
             observer.attempt_ended(&task, state, started.elapsed().as_millis());
             let _ = tx.send(Finished {
                 exec_id: task.execution_id.clone(),
