@@ -50,11 +50,16 @@ struct TestServer {
 
 impl TestServer {
     async fn start(token: Option<&str>) -> TestServer {
+        TestServer::start_with(token, None).await
+    }
+
+    async fn start_with(token: Option<&str>, basic: Option<&str>) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         let config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             storage: dir.path().join("store").display().to_string(),
             auth_token: token.map(str::to_string),
+            basic_auth: basic.map(str::to_string),
             wait_timeout_secs: 60,
             shutdown_grace_secs: 5,
             ..ServerConfig::default()
@@ -521,6 +526,48 @@ async fn with_a_token_every_api_call_needs_it_but_webhooks_use_their_key() {
     assert_eq!(resp.status(), StatusCode::OK);
     let resp = anonymous.get(url("/ready")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_alone_or_beside_a_token() {
+    let get = |s: &TestServer| {
+        reqwest::Client::new().get(format!("{}/api/v1/flows/company.team/hello", s.base))
+    };
+    let s = TestServer::start_with(None, Some("ada:s3cret")).await;
+    let resp = get(&s).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(resp.headers()["www-authenticate"], "Basic realm=\"weft\"");
+    let wrong = get(&s)
+        .basic_auth("ada", Some("nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let bearer = get(&s).bearer_auth("ada:s3cret").send().await.unwrap();
+    assert_eq!(bearer.status(), StatusCode::UNAUTHORIZED);
+    // authenticated: the flow does not exist yet
+    let ok = get(&s)
+        .basic_auth("ada", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::NOT_FOUND);
+    s.stop().await;
+
+    // both configured: either one is enough
+    let s = TestServer::start_with(Some("t0ken"), Some("ada:s3cret")).await;
+    assert_eq!(s.create_flow("/api/v1", FLOW).await.0, StatusCode::OK);
+    let by_basic = get(&s)
+        .basic_auth("ada", Some("s3cret"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_basic.status(), StatusCode::OK);
+    let by_token = get(&s).bearer_auth("t0ken").send().await.unwrap();
+    assert_eq!(by_token.status(), StatusCode::OK);
+    let anonymous = get(&s).send().await.unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     s.stop().await;
 }
 

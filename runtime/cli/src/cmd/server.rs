@@ -12,7 +12,7 @@ use weft_server::setup::{Setup, storage_url};
 /// Arguments of `weft server`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// A YAML configuration file (keys: listen, storage, plugins, auth_token, insecure_no_auth,
+    /// A YAML configuration file (keys: listen, storage, plugins, auth_token, basic_auth, insecure_no_auth,
     /// wait_timeout_secs, shutdown_grace_secs, max_body_bytes).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -29,7 +29,11 @@ pub(crate) struct Args {
     /// Every API call must send `Authorization: Bearer TOKEN` [env WEFT_AUTH_TOKEN].
     #[arg(long, value_name = "TOKEN")]
     auth_token: Option<String>,
-    /// Allow listening on a non-loopback address without a token [env WEFT_INSECURE_NO_AUTH].
+    /// Every API call may also send HTTP basic auth with these credentials, `USER:PASSWORD`
+    /// [env WEFT_BASIC_AUTH].
+    #[arg(long, value_name = "USER:PASSWORD")]
+    basic_auth: Option<String>,
+    /// Allow listening on a non-loopback address without authentication [env WEFT_INSECURE_NO_AUTH].
     #[arg(long)]
     insecure_no_auth: bool,
 }
@@ -41,6 +45,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         storage: args.storage,
         plugins: args.plugins,
         auth_token: args.auth_token,
+        basic_auth: args.basic_auth,
         insecure_no_auth: args.insecure_no_auth.then_some(true),
     };
     let config = ServerConfig::load(args.config.as_deref(), &flags)?;
@@ -71,7 +76,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     tracing::info!(
         %addr,
         store = %url,
-        auth = config.auth_token.is_some(),
+        auth = config.auth_token.is_some() || config.basic_auth.is_some(),
         startup_ms = started.elapsed().as_millis() as u64,
         "weft server ready"
     );

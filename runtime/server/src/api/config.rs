@@ -1,6 +1,6 @@
 //! Configuration of `weft server`, in layers: the defaults, then a YAML file (`--config`),
 //! then `WEFT_*` environment variables (`WEFT_LISTEN`, `WEFT_STORAGE`, `WEFT_PLUGINS`,
-//! `WEFT_AUTH_TOKEN`, `WEFT_INSECURE_NO_AUTH`, `WEFT_WAIT_TIMEOUT_SECS`,
+//! `WEFT_AUTH_TOKEN`, `WEFT_BASIC_AUTH`, `WEFT_INSECURE_NO_AUTH`, `WEFT_WAIT_TIMEOUT_SECS`,
 //! `WEFT_SHUTDOWN_GRACE_SECS`, `WEFT_MAX_BODY_BYTES`), then command-line flags; then
 //! [`ServerConfig::validate`].
 
@@ -17,6 +17,7 @@ const ENV_KEYS: &[&str] = &[
     "storage",
     "plugins",
     "auth_token",
+    "basic_auth",
     "insecure_no_auth",
     "wait_timeout_secs",
     "shutdown_grace_secs",
@@ -35,7 +36,10 @@ pub struct ServerConfig {
     pub plugins: Option<PathBuf>,
     /// `auth_token: ...`: when set, every API call needs `Authorization: Bearer <token>`.
     pub auth_token: Option<String>,
-    /// `insecure_no_auth: true`: allows a non-loopback address without `auth_token`.
+    /// `basic_auth: user:password`: when set, every API call may also authenticate with
+    /// `Authorization: Basic` (HTTP basic auth, as Kestra's `basic-auth`).
+    pub basic_auth: Option<String>,
+    /// `insecure_no_auth: true`: allows a non-loopback address without authentication.
     pub insecure_no_auth: bool,
     /// `wait_timeout_secs: 300`: the longest `?wait=true` waits before answering with the
     /// execution as it is.
@@ -54,6 +58,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("storage", &self.storage)
             .field("plugins", &self.plugins)
             .field("auth_token", &self.auth_token.as_ref().map(|_| "***"))
+            .field("basic_auth", &self.basic_auth.as_ref().map(|_| "***"))
             .field("insecure_no_auth", &self.insecure_no_auth)
             .field("wait_timeout_secs", &self.wait_timeout_secs)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
@@ -69,6 +74,7 @@ impl Default for ServerConfig {
             storage: ".weft".into(),
             plugins: None,
             auth_token: None,
+            basic_auth: None,
             insecure_no_auth: false,
             wait_timeout_secs: 300,
             shutdown_grace_secs: 30,
@@ -92,6 +98,9 @@ pub struct ConfigOverrides {
     /// `--auth-token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_token: Option<String>,
+    /// `--basic-auth`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<String>,
     /// `--insecure-no-auth`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insecure_no_auth: Option<bool>,
@@ -106,14 +115,17 @@ pub enum ConfigError {
     /// The configuration file does not exist.
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
-    /// A non-loopback address without a token.
+    /// A non-loopback address without authentication.
     #[error(
-        "refusing to listen on {0} without authentication: set WEFT_AUTH_TOKEN (or --auth-token), listen on 127.0.0.1, or pass --insecure-no-auth"
+        "refusing to listen on {0} without authentication: set WEFT_AUTH_TOKEN (or --auth-token) or WEFT_BASIC_AUTH=user:password (or --basic-auth), listen on 127.0.0.1, or pass --insecure-no-auth"
     )]
     Insecure(SocketAddr),
     /// An empty token.
     #[error("auth_token is empty: give a token, or leave it unset")]
     EmptyToken,
+    /// A `basic_auth` that is not `user:password` with both parts given.
+    #[error("basic_auth must be `user:password`, with a user and a password (got {0})")]
+    BadBasicAuth(&'static str),
 }
 
 impl ServerConfig {
@@ -141,7 +153,16 @@ impl ServerConfig {
         if self.auth_token.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::EmptyToken);
         }
-        if !self.listen.ip().is_loopback() && self.auth_token.is_none() && !self.insecure_no_auth {
+        if let Some(basic) = &self.basic_auth {
+            match basic.split_once(':') {
+                None => return Err(ConfigError::BadBasicAuth("no `:`")),
+                Some(("", _)) => return Err(ConfigError::BadBasicAuth("an empty user")),
+                Some((_, "")) => return Err(ConfigError::BadBasicAuth("an empty password")),
+                Some(_) => {}
+            }
+        }
+        let authenticated = self.auth_token.is_some() || self.basic_auth.is_some();
+        if !self.listen.ip().is_loopback() && !authenticated && !self.insecure_no_auth {
             return Err(ConfigError::Insecure(self.listen));
         }
         Ok(())
@@ -184,6 +205,16 @@ mod tests {
         c.auth_token = Some("t".into());
         assert!(c.validate().is_ok());
         c.auth_token = None;
+        c.basic_auth = Some("ada:s3cret".into());
+        assert!(c.validate().is_ok());
+        for bad in ["ada", ":s3cret", "ada:"] {
+            c.basic_auth = Some(bad.into());
+            assert!(
+                matches!(c.validate(), Err(ConfigError::BadBasicAuth(_))),
+                "{bad}"
+            );
+        }
+        c.basic_auth = None;
         c.insecure_no_auth = true;
         assert!(c.validate().is_ok());
     }

@@ -44,6 +44,8 @@ pub(crate) struct App {
     /// The store, as configured (tenants get views of it).
     pub(crate) store: DynStore,
     pub(crate) auth_token: Option<String>,
+    /// `user:password` for HTTP basic auth.
+    pub(crate) basic_auth: Option<String>,
     pub(crate) metrics: Metrics,
     pub(crate) drivers: Drivers,
     pub(crate) wait_timeout: Duration,
@@ -149,6 +151,7 @@ impl Server {
             setup,
             store,
             auth_token: config.auth_token.clone(),
+            basic_auth: config.basic_auth.clone(),
             metrics: Metrics::default(),
             drivers: Drivers::default(),
             wait_timeout: Duration::from_secs(config.wait_timeout_secs),
