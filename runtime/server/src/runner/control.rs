@@ -404,24 +404,16 @@ impl Session<'_> {
         let now = Utc::now();
         let repo = runner.repo();
         let current = live.take_current(&repo, id).await?;
-        let updated = match repo
+        // on failure the held copy went into the write: `take_current` reads it again when needed
+        let updated = repo
             .update_from(id, current, |exec: &mut Execution| {
                 executor.restart(exec, now)
             })
             .await
-        {
-            Ok(u) => u,
-            Err(e) => {
-                // the held copy went into the refused or failed write: read the stored one again
-                live.current = repo.get(id).await.ok();
-                return Err(match e {
-                    weft_store::repo::UpdateError::Aborted(e) => {
-                        RunError::InvalidState(e.to_string())
-                    }
-                    weft_store::repo::UpdateError::Repo(e) => storage(e),
-                });
-            }
-        };
+            .map_err(|e| match e {
+                weft_store::repo::UpdateError::Aborted(e) => RunError::InvalidState(e.to_string()),
+                weft_store::repo::UpdateError::Repo(e) => storage(e),
+            })?;
         live.head_size = updated.size;
         live.done = false;
         let snapshot = updated.value.clone();

@@ -427,7 +427,9 @@ impl Runner {
         }
     }
 
-    /// One advance of one execution over `events`, persisted with a version condition.
+    /// One advance of one execution over `events`, persisted with a version condition. The log
+    /// lines among its effects are reported and stored here ([`Runner::store_executor_logs`]); the
+    /// other effects are returned for the caller to apply.
     async fn step(
         &self,
         lives: &mut HashMap<String, Live>,
@@ -455,14 +457,8 @@ impl Runner {
                 Ok::<_, Infallible>(executor.advance(exec, events.clone(), now))
             })
             .await;
-        let updated = match updated {
-            Ok(u) => u,
-            Err(e) => {
-                // the held copy went into the failed write: read the stored one again
-                live.current = repo.get(exec_id).await.ok();
-                return Err(RunError::Storage(e.to_string()));
-            }
-        };
+        // on failure the held copy went into the write: `take_current` reads it again when needed
+        let updated = updated.map_err(|e| RunError::Storage(e.to_string()))?;
         live.head_size = updated.size;
         let state_changed = state_before != updated.value.state.current;
         let current = live.current.insert(Versioned {
@@ -472,7 +468,8 @@ impl Runner {
         if state_changed {
             self.index(&current.value).await;
         }
-        Ok(updated.result)
+        self.store_executor_logs(lives, exec_id, updated.result)
+            .await
     }
 
     /// Writes the execution's entry in the execution index (derived data: a failure is logged,
@@ -584,24 +581,8 @@ impl Runner {
                     "retry behavior CREATE_NEW_EXECUTION needs `weft server`; the execution is not retried",
                 );
             }
-            Effect::Log {
-                task_run_id,
-                level,
-                message,
-            } => {
-                self.observer.log(
-                    exec_id,
-                    task_run_id.as_deref().unwrap_or(""),
-                    &level,
-                    &message,
-                );
-                if let (Some(run_id), Some(live)) = (task_run_id.as_deref(), lives.get_mut(exec_id))
-                {
-                    let current = live.current(&self.repo(), exec_id).await?;
-                    self.store_executor_log(&current.value, run_id, &level, &message)
-                        .await;
-                }
-            }
+            // taken out of the step's effects by `store_executor_logs`
+            Effect::Log { .. } => {}
             Effect::Terminated { state } => {
                 let Some(live) = lives.get_mut(exec_id) else {
                     return Ok(());
@@ -627,33 +608,57 @@ impl Runner {
         Ok(())
     }
 
-    /// Keeps a line the executor wrote for a task run in the log store (after the lines
-    /// it wrote earlier for the same task run).
-    async fn store_executor_log(
+    /// Reports the log lines of one step's effects and keeps those of task runs in the log
+    /// store: one read and one write per task run that has lines (appended to what its executor
+    /// slot already holds), before the step's other effects start tasks that may read them
+    /// (`errorLogs()`). Returns the other effects.
+    async fn store_executor_logs(
         &self,
-        exec: &Execution,
-        task_run_id: &str,
-        level: &str,
-        message: &str,
-    ) {
-        let task_id = exec
-            .task_run(task_run_id)
-            .map_or("", |r| r.task_id.as_str());
-        let mut logs = AttemptLogs::of(
-            &exec.namespace,
-            &exec.flow_id,
-            &exec.id,
-            task_id,
-            task_run_id,
-            logs::EXECUTOR_SLOT,
-        );
-        logs.push(level, message);
-        if let Err(e) = logs
-            .store_with(&LogRepo::new(self.store.clone()), true)
-            .await
-        {
-            tracing::warn!(error = %e, "could not store a log line of the executor");
+        lives: &mut HashMap<String, Live>,
+        exec_id: &str,
+        effects: Vec<Effect>,
+    ) -> Result<Vec<Effect>, RunError> {
+        let mut rest = Vec::with_capacity(effects.len());
+        let mut by_run: IndexMap<String, Vec<(String, String)>> = IndexMap::new();
+        for effect in effects {
+            let Effect::Log {
+                task_run_id,
+                level,
+                message,
+            } = effect
+            else {
+                rest.push(effect);
+                continue;
+            };
+            let run_id = task_run_id.unwrap_or_default();
+            self.observer.log(exec_id, &run_id, &level, &message);
+            if !run_id.is_empty() {
+                by_run.entry(run_id).or_default().push((level, message));
+            }
         }
+        let Some(live) = lives.get_mut(exec_id).filter(|_| !by_run.is_empty()) else {
+            return Ok(rest);
+        };
+        let exec = &live.current(&self.repo(), exec_id).await?.value;
+        let repo = LogRepo::new(self.store.clone());
+        for (run_id, lines) in by_run {
+            let task_id = exec.task_run(&run_id).map_or("", |r| r.task_id.as_str());
+            let mut logs = AttemptLogs::of(
+                &exec.namespace,
+                &exec.flow_id,
+                &exec.id,
+                task_id,
+                &run_id,
+                logs::EXECUTOR_SLOT,
+            );
+            for (level, message) in &lines {
+                logs.push(level, message);
+            }
+            if let Err(e) = logs.store_with(&repo, true).await {
+                tracing::warn!(error = %e, "could not store the executor's log lines");
+            }
+        }
+        Ok(rest)
     }
 
     fn spawn_attempt(
