@@ -42,6 +42,10 @@ pub enum Event {
     },
     /// Restart a failed execution (same id): failed task runs get a new attempt.
     Restart,
+    /// This driver takes the execution over from one that stopped (its lease expired): ask
+    /// again for the attempts still running, the subflow executions awaited and every timer
+    /// (see `advance/recover.rs`). A CREATED or RESTARTED execution starts.
+    Recover,
 }
 
 /// The outcome of one attempt of a runnable task.

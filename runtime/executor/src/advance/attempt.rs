@@ -30,7 +30,7 @@ impl Step<'_> {
         let node = self.meta(pos).node;
         let n = self.plan().node(node);
         match n.kind {
-            Kind::Runnable => self.run_task_effect(pos, number),
+            Kind::Runnable => self.run_task_effect(pos, number, now),
             kind => {
                 let (state, outputs) = super::inline::run(self, pos, kind);
                 self.attempt_ended(pos, number, state, outputs, Vec::new(), None);
@@ -41,7 +41,9 @@ impl Step<'_> {
         }
     }
 
-    fn run_task_effect(&mut self, pos: u32, number: u32) {
+    /// Asks a worker for attempt `number` of a task run, started at `started` (its `timeout`
+    /// counts from there).
+    pub(super) fn run_task_effect(&mut self, pos: u32, number: u32, started: DateTime<Utc>) {
         let node = self.meta(pos).node;
         let n = self.plan().node(node);
         let Some(task) = &n.task else { return };
@@ -76,7 +78,7 @@ impl Step<'_> {
         self.effects.push(Effect::RunTask(Box::new(effect)));
         if let Some(t) = timeout {
             self.effects.push(Effect::WakeAt {
-                at: self.now + t.to_chrono(),
+                at: started + t.to_chrono(),
                 timer: Timer {
                     task_run_id: Some(run_id),
                     kind: TimerKind::Timeout,
@@ -192,7 +194,7 @@ impl Step<'_> {
     }
 
     /// The delay before the next attempt, or `None` when no attempt is left.
-    fn retry_delay(&self, pos: u32) -> Option<TimeDelta> {
+    pub(super) fn retry_delay(&self, pos: u32) -> Option<TimeDelta> {
         let retry = self.retry_policy(pos)?;
         if retry.behavior.as_deref() == Some("CREATE_NEW_EXECUTION") {
             return None;

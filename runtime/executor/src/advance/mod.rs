@@ -13,6 +13,7 @@ mod inline;
 pub(crate) mod lanes;
 mod outputs;
 mod pause;
+mod recover;
 mod restart;
 mod sla;
 mod subflow;
@@ -234,6 +235,10 @@ impl<'a> Step<'a> {
                     self.start(0);
                 }
             }
+            Event::Recover => match self.exec.state.current {
+                State::Created | State::Restarted => self.start(0),
+                _ => self.recover(),
+            },
         }
     }
 

@@ -42,6 +42,11 @@ pub(super) fn begin(step: &mut Step<'_>, pos: u32) {
     if step.exec.state.current == State::Running {
         step.exec.state.transition(State::Paused, step.now);
     }
+    timers(step, pos, step.now);
+}
+
+/// Asks for the timers of a Pause task run paused at `since`: its `delay` and its `timeout`.
+pub(super) fn timers(step: &mut Step<'_>, pos: u32, since: chrono::DateTime<chrono::Utc>) {
     let id = step.run(pos).map(|r| r.id.clone());
     let delay = duration(step, pos, "pauseDuration").or_else(|| duration(step, pos, "delay"));
     let timeout = duration(step, pos, "timeout");
@@ -51,7 +56,7 @@ pub(super) fn begin(step: &mut Step<'_>, pos: u32) {
     ] {
         if let Some(d) = d {
             step.effects.push(Effect::WakeAt {
-                at: step.now + d,
+                at: since + d,
                 timer: Timer {
                     task_run_id: id.clone(),
                     kind,

@@ -22,7 +22,7 @@ fn bool_prop(step: &Step<'_>, node: u32, pos: u32, name: &str, default: bool) ->
 }
 
 /// What a subflow execution is started with, read from a Subflow or ForEachItem task.
-struct ChildSpec {
+pub(super) struct ChildSpec {
     namespace: String,
     flow_id: String,
     revision: Option<u32>,
@@ -165,11 +165,23 @@ fn open_attempt(step: &mut Step<'_>, pos: u32) {
 pub(super) fn begin(step: &mut Step<'_>, pos: u32) {
     step.set_state(pos, State::Running);
     open_attempt(step, pos);
-    let node = step.meta(pos).node;
-    let spec = match child_spec(step, pos, node) {
-        Ok(s) => s,
+    let (spec, child_id) = match ask_child(step, pos) {
+        Ok(started) => started,
         Err(e) => return step.fail(pos, e),
     };
+    let mut out = Map::new();
+    out.insert("executionId".into(), Json::String(child_id));
+    step.set_outputs(pos, out);
+    if !spec.wait {
+        step.finish_run(pos, State::Success);
+    }
+}
+
+/// Pushes the effect that starts the subflow execution of Subflow task run `pos` (its id is
+/// derived from the task run, so asking again names the same execution); returns its spec and id.
+pub(super) fn ask_child(step: &mut Step<'_>, pos: u32) -> Result<(ChildSpec, String), String> {
+    let node = step.meta(pos).node;
+    let spec = child_spec(step, pos, node)?;
     let inputs = match step
         .plan()
         .node(node)
@@ -178,16 +190,11 @@ pub(super) fn begin(step: &mut Step<'_>, pos: u32) {
     {
         None => Map::new(),
         Some(Ok(Json::Object(m))) => m,
-        Some(Ok(_)) => return step.fail(pos, "`inputs` must be a map".into()),
-        Some(Err(e)) => return step.fail(pos, format!("inputs: {e}")),
+        Some(Ok(_)) => return Err("`inputs` must be a map".into()),
+        Some(Err(e)) => return Err(format!("inputs: {e}")),
     };
     let child_id = start_child(step, pos, &spec, inputs, None);
-    let mut out = Map::new();
-    out.insert("executionId".into(), Json::String(child_id));
-    step.set_outputs(pos, out);
-    if !spec.wait {
-        step.finish_run(pos, State::Success);
-    }
+    Ok((spec, child_id))
 }
 
 /// Starts the `<id>_items` task run of a ForEachItem: one subflow execution per batch file
