@@ -58,7 +58,10 @@ fn timers_keep_their_first_due_date() {
     due.sort_by_key(|(_, secs)| *secs);
     assert_eq!(
         due,
-        [(TimerKind::Timeout, 10), (TimerKind::ExecutionTimeout, 3600)]
+        [
+            (TimerKind::Timeout, 10),
+            (TimerKind::ExecutionTimeout, 3600)
+        ]
     );
 }
 

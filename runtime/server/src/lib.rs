@@ -3,6 +3,7 @@
 
 pub mod api;
 mod codec;
+pub mod lease;
 pub mod runner;
 pub mod setup;
 

@@ -1,7 +1,8 @@
 //! Configuration of `weft server`, in layers: the defaults, then a YAML file (`--config`),
 //! then `WEFT_*` environment variables (`WEFT_LISTEN`, `WEFT_STORAGE`, `WEFT_PLUGINS`,
 //! `WEFT_AUTH_TOKEN`, `WEFT_BASIC_AUTH`, `WEFT_INSECURE_NO_AUTH`, `WEFT_WAIT_TIMEOUT_SECS`,
-//! `WEFT_SHUTDOWN_GRACE_SECS`, `WEFT_MAX_BODY_BYTES`), then command-line flags; then
+//! `WEFT_SHUTDOWN_GRACE_SECS`, `WEFT_MAX_BODY_BYTES`, `WEFT_LEASE_TTL_SECS`,
+//! `WEFT_TICK_INTERVAL_SECS`), then command-line flags; then
 //! [`ServerConfig::validate`].
 
 use std::net::SocketAddr;
@@ -22,6 +23,8 @@ const ENV_KEYS: &[&str] = &[
     "wait_timeout_secs",
     "shutdown_grace_secs",
     "max_body_bytes",
+    "lease_ttl_secs",
+    "tick_interval_secs",
 ];
 
 /// Everything `weft server` can be told.
@@ -49,6 +52,14 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// `max_body_bytes: 104857600`: the largest request body (file uploads included).
     pub max_body_bytes: usize,
+    /// `lease_ttl_secs: 30`: how long the lease on the executions a process drives lasts
+    /// without renewal (renewed every third of it); once it expired, a tick on any instance
+    /// takes them over.
+    pub lease_ttl_secs: u64,
+    /// `tick_interval_secs: 5`: how often the built-in ticker does what `POST /api/v1/tick`
+    /// does (take over executions whose lease expired); 0 turns it off, for a process woken by
+    /// an outside scheduler.
+    pub tick_interval_secs: u64,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -63,6 +74,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("wait_timeout_secs", &self.wait_timeout_secs)
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("lease_ttl_secs", &self.lease_ttl_secs)
+            .field("tick_interval_secs", &self.tick_interval_secs)
             .finish()
     }
 }
@@ -79,6 +92,8 @@ impl Default for ServerConfig {
             wait_timeout_secs: 300,
             shutdown_grace_secs: 30,
             max_body_bytes: 100 * 1024 * 1024,
+            lease_ttl_secs: 30,
+            tick_interval_secs: 5,
         }
     }
 }
@@ -120,6 +135,9 @@ pub enum ConfigError {
         "refusing to listen on {0} without authentication: set WEFT_AUTH_TOKEN (or --auth-token) or WEFT_BASIC_AUTH=user:password (or --basic-auth), listen on 127.0.0.1, or pass --insecure-no-auth"
     )]
     Insecure(SocketAddr),
+    /// A lease too short to be renewed in time.
+    #[error("lease_ttl_secs must be at least 3 (got {0})")]
+    ShortLease(u64),
     /// An empty token.
     #[error("auth_token is empty: give a token, or leave it unset")]
     EmptyToken,
@@ -152,6 +170,9 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.auth_token.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::EmptyToken);
+        }
+        if self.lease_ttl_secs < 3 {
+            return Err(ConfigError::ShortLease(self.lease_ttl_secs));
         }
         if let Some(basic) = &self.basic_auth {
             match basic.split_once(':') {

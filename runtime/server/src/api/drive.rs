@@ -9,6 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::Utc;
+
 use serde_json::{Map, Value as Json};
 use tokio::sync::{Notify, oneshot, watch};
 use weft_executor::{Event, Execution, Executor};
@@ -17,6 +19,7 @@ use weft_store::DynStore;
 use weft_store::repo::FlowRepo;
 
 use super::App;
+use crate::lease::{Lease, LeaseError};
 use crate::runner::control::{Session, SessionSender};
 use crate::runner::{Catalog, FlowSource, RunError, Runner, StartRequest};
 
@@ -31,6 +34,8 @@ pub(crate) enum Init {
     },
     /// A stored execution, and what to do with it.
     Load { id: String, action: Action },
+    /// The executions of an expired lease this process claimed (see [`crate::lease`]).
+    TakeOver { lease: Lease },
 }
 
 /// An action on a stored execution.
@@ -157,8 +162,19 @@ pub(crate) async fn spawn(
             Catalog::from_source(source),
         );
         let mut session = runner.session();
+        let claimed = match &init {
+            Init::TakeOver { lease } => Some(lease.clone()),
+            _ => None,
+        };
         match take(&mut session, init).await {
             Err(e) => {
+                if let Some(lease) = &claimed {
+                    tracing::error!(root = %lease.doc().root, error = %e, "could not take the executions over");
+                    if matches!(e, RunError::UnknownExecution(_)) {
+                        // deleted since: nothing is left to take over
+                        app.leases.release(lease).await;
+                    }
+                }
                 let _ = first_tx.send(Err(e));
             }
             Ok(first) => {
@@ -167,19 +183,16 @@ pub(crate) async fn spawn(
                 if let Ok(mut m) = app.drivers.live.lock() {
                     m.insert(key.clone(), session.sender());
                 }
-                app.metrics.execution_started();
+                if claimed.is_none() {
+                    app.metrics.execution_started();
+                }
                 let _ = first_tx.send(Ok(first));
-                let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
-                match session.drive_until(far, |s| s.is_done(&id)).await {
-                    Ok(_) => {
-                        if let Some(exec) = session.execution(&id) {
-                            app.metrics.execution_ended(exec.state.current.as_str());
-                            let _ = done_tx.send(Some(exec.clone()));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(execution = %id, error = %e, "the execution's driver stopped");
-                    }
+                let lease = match claimed {
+                    Some(lease) => Some(lease),
+                    None => acquire(&app, &tenant, &id, &session).await,
+                };
+                if let Err(e) = drive(&app, &mut session, &id, lease, &done_tx).await {
+                    tracing::error!(execution = %id, error = %e, "the execution's driver stopped");
                 }
                 if let Ok(mut m) = app.drivers.live.lock() {
                     m.remove(&key);
@@ -200,6 +213,72 @@ pub(crate) async fn spawn(
     })
 }
 
+/// Takes the lease of a new driver; `None` when another live process holds the key (the
+/// execution is then driven here without a lease, as an action on it needs) or storage failed.
+async fn acquire(app: &App, tenant: &str, id: &str, session: &Session<'_>) -> Option<Lease> {
+    match app
+        .leases
+        .acquire(tenant, id, session.unfinished(), Utc::now())
+        .await
+    {
+        Ok(lease) => Some(lease),
+        Err(LeaseError::Lost(_)) => None,
+        Err(e) => {
+            tracing::warn!(execution = %id, error = %e, "no lease: the execution is not taken over if this process dies");
+            None
+        }
+    }
+}
+
+/// Drives the session until every execution in it ended, renewing the lease as it goes; reports
+/// the end of execution `id` on `done` as soon as it ends. Stops at once when another instance
+/// took the lease over.
+async fn drive(
+    app: &App,
+    session: &mut Session<'_>,
+    id: &str,
+    mut lease: Option<Lease>,
+    done: &watch::Sender<Option<Execution>>,
+) -> Result<(), RunError> {
+    let renew_every = app.leases.ttl() / 3;
+    let mut reported = false;
+    loop {
+        session
+            .drive_until(Instant::now() + renew_every, |s| {
+                s.all_done() || (!reported && s.is_done(id))
+            })
+            .await?;
+        if !reported
+            && session.is_done(id)
+            && let Some(exec) = session.execution(id)
+        {
+            app.metrics.execution_ended(exec.state.current.as_str());
+            let _ = done.send(Some(exec.clone()));
+            reported = true;
+        }
+        if session.all_done() {
+            break;
+        }
+        let Some(held) = &lease else { continue };
+        match app
+            .leases
+            .renew(held, session.unfinished(), Utc::now())
+            .await
+        {
+            Ok(renewed) => lease = Some(renewed),
+            Err(LeaseError::Lost(root)) => {
+                tracing::warn!(%root, "another instance took these executions over: this driver stops");
+                return Ok(());
+            }
+            Err(e) => tracing::warn!(error = %e, "could not renew the lease; trying again"),
+        }
+    }
+    if let Some(lease) = &lease {
+        app.leases.release(lease).await;
+    }
+    Ok(())
+}
+
 /// Puts the execution of `init` into the session; returns its document as it is now.
 async fn take(session: &mut Session<'_>, init: Init) -> Result<Execution, RunError> {
     match init {
@@ -213,6 +292,16 @@ async fn take(session: &mut Session<'_>, init: Init) -> Result<Execution, RunErr
                 .execution(&id)
                 .cloned()
                 .ok_or(RunError::UnknownExecution(id))
+        }
+        Init::TakeOver { lease } => {
+            let doc = lease.doc();
+            session.take_over(&doc.executions).await?;
+            tracing::info!(root = %doc.root, executions = doc.executions.len(), "took over the executions of an expired lease");
+            let first = session
+                .execution(&doc.root)
+                .or_else(|| session.executions().into_iter().next())
+                .cloned();
+            first.ok_or_else(|| RunError::UnknownExecution(doc.root.clone()))
         }
         Init::Load { id, action } => {
             let exec = session.load(&id).await?;

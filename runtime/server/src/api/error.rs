@@ -53,6 +53,11 @@ impl ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, message)
     }
 
+    /// The message answered.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
+    }
+
     /// A failure of the server: logged in full, answered with a reference only.
     pub(crate) fn internal(cause: impl std::fmt::Display) -> Self {
         let reference = format!("{:016x}", rand::random::<u64>());

@@ -18,6 +18,7 @@ mod inputs;
 mod metrics;
 mod secrets;
 mod tenant;
+mod tick;
 mod webhooks;
 
 use std::future::Future;
@@ -34,6 +35,7 @@ use weft_store::DynStore;
 
 pub use config::{ConfigError, ConfigOverrides, ServerConfig};
 
+use crate::lease::Leases;
 use crate::setup::Setup;
 use drive::Drivers;
 use metrics::Metrics;
@@ -48,6 +50,8 @@ pub(crate) struct App {
     pub(crate) basic_auth: Option<String>,
     pub(crate) metrics: Metrics,
     pub(crate) drivers: Drivers,
+    /// The leases of the executions this process drives.
+    pub(crate) leases: Leases,
     pub(crate) wait_timeout: Duration,
     /// False once shutdown began (`/ready` answers 503).
     pub(crate) accepting: AtomicBool,
@@ -100,6 +104,7 @@ fn routes(app: Arc<App>, max_body: usize) -> Router {
         .route("/api/v1/executions/{id}/resume", post(executions::resume))
         .route("/api/v1/executions/{id}/restart", post(executions::restart))
         .route("/api/v1/executions/{id}/replay", post(executions::replay))
+        .route("/api/v1/tick", post(tick::handle))
         .route("/metrics", get(health::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
@@ -124,6 +129,7 @@ pub struct Server {
     app: Arc<App>,
     max_body: usize,
     grace: Duration,
+    tick_every: Option<Duration>,
 }
 
 impl std::fmt::Debug for Server {
@@ -149,11 +155,12 @@ impl Server {
             })?;
         let app = Arc::new(App {
             setup,
-            store,
+            store: store.clone(),
             auth_token: config.auth_token.clone(),
             basic_auth: config.basic_auth.clone(),
             metrics: Metrics::default(),
             drivers: Drivers::default(),
+            leases: Leases::new(store.clone(), Duration::from_secs(config.lease_ttl_secs)),
             wait_timeout: Duration::from_secs(config.wait_timeout_secs),
             accepting: AtomicBool::new(true),
         });
@@ -162,6 +169,8 @@ impl Server {
             app,
             max_body: config.max_body_bytes,
             grace: Duration::from_secs(config.shutdown_grace_secs),
+            tick_every: (config.tick_interval_secs > 0)
+                .then(|| Duration::from_secs(config.tick_interval_secs)),
         })
     }
 
@@ -178,6 +187,9 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServeError> {
         let app = self.app.clone();
+        let ticker = self
+            .tick_every
+            .map(|every| tokio::spawn(tick::every(app.clone(), every)));
         let router = routes(self.app.clone(), self.max_body);
         let service = tower::util::MapRequestLayer::new(tenant::rewrite).layer(router);
         let make = axum::ServiceExt::<Request>::into_make_service(service);
@@ -194,6 +206,9 @@ impl Server {
             .with_graceful_shutdown(on_shutdown)
             .await
             .map_err(ServeError::Serve)?;
+        if let Some(ticker) = ticker {
+            ticker.abort();
+        }
         let left = app.drivers.wait_idle(self.grace).await;
         if left > 0 {
             tracing::warn!(

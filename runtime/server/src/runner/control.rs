@@ -177,38 +177,46 @@ impl Session<'_> {
     /// the flow revision it was created with: it can then be resumed, killed, restarted or
     /// replayed. Nothing runs until [`Session::drive_until`]. Returns it as read.
     pub async fn load(&mut self, id: &str) -> Result<Execution, RunError> {
-        if let Some(live) = self.lives.get_mut(id) {
-            let repo = self.runner.repo();
-            return Ok(live.current(&repo, id).await?.value.clone());
+        self.runner.load_live(&mut self.lives, id).await
+    }
+
+    /// Takes over executions whose driver stopped (their lease expired, see
+    /// [`crate::lease`]): each is read and asked, with `Event::Recover`, for the attempts,
+    /// subflow executions and timers the stopped driver held in memory. Terminated ones are
+    /// only read. Nothing runs until [`Session::drive_until`].
+    pub async fn take_over(&mut self, ids: &[String]) -> Result<(), RunError> {
+        for id in ids {
+            let exec = match self.load(id).await {
+                Ok(exec) => exec,
+                // deleted since: nothing to carry on
+                Err(RunError::UnknownExecution(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            if !exec.state.current.is_terminal() {
+                self.pending
+                    .entry(id.clone())
+                    .or_default()
+                    .push(Event::Recover);
+            }
         }
-        let runner = self.runner;
-        let current = runner
-            .repo()
-            .find(id)
-            .await
-            .map_err(storage)?
-            .ok_or_else(|| RunError::UnknownExecution(id.to_string()))?;
-        let exec = &current.value;
-        let executor = runner
-            .catalog
-            .resolve_revision(&exec.namespace, &exec.flow_id, Some(exec.flow_revision))
-            .await?;
-        let files = runner.files_of(exec)?;
-        let done = exec.state.current.is_terminal();
-        let snapshot = exec.clone();
-        self.lives.insert(
-            id.to_string(),
-            Live {
-                executor,
-                current: Some(current),
-                // known from the first write on; until then the budget counts the outputs only
-                head_size: 0,
-                files,
-                parent: None,
-                done,
-            },
-        );
-        Ok(snapshot)
+        Ok(())
+    }
+
+    /// Whether every execution of the session has terminated.
+    pub fn all_done(&self) -> bool {
+        self.lives.values().all(|l| l.done)
+    }
+
+    /// Ids of the executions of the session that have not terminated.
+    pub fn unfinished(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .lives
+            .iter()
+            .filter(|(_, l)| !l.done)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
     }
 
     /// How many executions of `namespace.id` are running now (for the flow's `concurrency`).

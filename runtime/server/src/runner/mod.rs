@@ -251,6 +251,32 @@ impl Live {
     }
 }
 
+/// Why [`Runner::create`] did not create an execution.
+enum CreateError {
+    /// An execution with this id exists already (in storage, or in this process).
+    Exists,
+    Run(RunError),
+}
+
+impl From<CreateError> for RunError {
+    fn from(e: CreateError) -> RunError {
+        match e {
+            CreateError::Exists => {
+                RunError::Storage("an execution with this id exists already".into())
+            }
+            CreateError::Run(e) => e,
+        }
+    }
+}
+
+/// The (parent execution, Subflow task run) awaiting a subflow execution, from the trigger the
+/// executor gave it; `None` for an execution no task started.
+fn parent_of(exec: &Execution) -> Option<(String, String)> {
+    let vars = exec.trigger.as_ref()?.get("variables")?;
+    let text = |k: &str| vars.get(k).and_then(Json::as_str).map(str::to_string);
+    Some((text("executionId")?, text("taskRunId")?))
+}
+
 struct Finished {
     exec_id: String,
     result: WorkerResult,
@@ -326,6 +352,46 @@ impl Runner {
             .ok_or_else(|| RunError::Storage("the execution vanished".into()))
     }
 
+    /// Reads a stored execution into `lives` (with the flow revision it was created with, and
+    /// the Subflow task run awaiting it, if any), or returns the one already there.
+    async fn load_live(
+        &self,
+        lives: &mut HashMap<String, Live>,
+        id: &str,
+    ) -> Result<Execution, RunError> {
+        if let Some(live) = lives.get_mut(id) {
+            return Ok(live.current(&self.repo(), id).await?.value.clone());
+        }
+        let current = self
+            .repo()
+            .find(id)
+            .await
+            .map_err(storage)?
+            .ok_or_else(|| RunError::UnknownExecution(id.to_string()))?;
+        let exec = &current.value;
+        let executor = self
+            .catalog
+            .resolve_revision(&exec.namespace, &exec.flow_id, Some(exec.flow_revision))
+            .await?;
+        let files = self.files_of(exec)?;
+        let done = exec.state.current.is_terminal();
+        let parent = parent_of(exec);
+        let snapshot = exec.clone();
+        lives.insert(
+            id.to_string(),
+            Live {
+                executor,
+                current: Some(current),
+                // known from the first write on; until then the budget counts the outputs only
+                head_size: 0,
+                files,
+                parent,
+                done,
+            },
+        );
+        Ok(snapshot)
+    }
+
     fn files_of(&self, exec: &Execution) -> Result<ExecutionFiles, RunError> {
         ExecutionFiles::new(self.store.clone(), &exec.namespace, &exec.flow_id, &exec.id)
             .map_err(storage)
@@ -338,9 +404,19 @@ impl Runner {
         mut exec: Execution,
         files: ExecutionFiles,
         parent: Option<(String, String)>,
-    ) -> Result<(), RunError> {
+    ) -> Result<(), CreateError> {
         let id = exec.id.clone();
-        let version = self.repo().create(&id, &mut exec).await.map_err(storage)?;
+        if lives.contains_key(&id) {
+            return Err(CreateError::Exists);
+        }
+        let version =
+            self.repo()
+                .create(&id, &mut exec)
+                .await
+                .map_err(|e| match e.is_conflict() {
+                    true => CreateError::Exists,
+                    false => CreateError::Run(storage(e)),
+                })?;
         self.index(&exec).await;
         lives.insert(
             id,
@@ -564,11 +640,33 @@ impl Runner {
                     .wait
                     .then(|| (exec_id.to_string(), sub.task_run_id.clone()));
                 let child = exec.id.clone();
-                Box::pin(self.create(lives, executor, exec, files, parent)).await?;
-                pending
-                    .entry(child)
-                    .or_default()
-                    .push(Event::Start { running: 0 });
+                match Box::pin(self.create(lives, executor, exec, files, parent)).await {
+                    Ok(()) => {
+                        pending
+                            .entry(child)
+                            .or_default()
+                            .push(Event::Start { running: 0 });
+                    }
+                    // asked again after a takeover (`Event::Recover`): it exists, carry it on
+                    Err(CreateError::Exists) => {
+                        let known = lives.contains_key(&child);
+                        let exec = Box::pin(self.load_live(lives, &child)).await?;
+                        if exec.state.current.is_terminal() {
+                            pending.entry(exec_id.to_string()).or_default().push(
+                                Event::SubflowEnded {
+                                    task_run_id: sub.task_run_id.clone(),
+                                    execution_id: child,
+                                    state: exec.state.current,
+                                    outputs: exec.outputs.clone(),
+                                },
+                            );
+                        } else if !known {
+                            // read from storage: its own driver is gone too
+                            pending.entry(child).or_default().push(Event::Recover);
+                        }
+                    }
+                    Err(CreateError::Run(e)) => return Err(e),
+                }
             }
             Effect::KillExecution { execution_id } => {
                 pending.entry(execution_id).or_default().push(Event::Kill);

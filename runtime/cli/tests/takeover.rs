@@ -1,0 +1,176 @@
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+//! An instance dies: two real `weft server` processes on one local store. The first is killed
+//! with SIGKILL while a task of an execution runs; the second takes the execution over through
+//! `POST /api/v1/tick` once the lease expired, runs the lost attempt again and ends it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const FLOW: &str = r#"id: nap
+namespace: company.team
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: hello
+  - id: sleep
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT3S
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.first.value }} again"
+"#;
+
+/// A `weft server` process on `store`, ticking every `tick` seconds (0: never).
+struct Instance {
+    child: Child,
+    url: String,
+}
+
+impl Instance {
+    fn start(store: &Path, tick: u32) -> Instance {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
+            .args(["server", "--listen", "127.0.0.1:0", "--storage"])
+            .arg(store)
+            .env("WEFT_LEASE_TTL_SECS", "3")
+            .env("WEFT_TICK_INTERVAL_SECS", tick.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("weft server listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_string();
+        Instance { child, url }
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn execution(http: &reqwest::Client, url: &str, id: &str) -> Value {
+    http.get(format!("{url}/api/v1/executions/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+fn run_of<'a>(exec: &'a Value, task: &str) -> Option<&'a Value> {
+    exec["taskRunList"]
+        .as_array()?
+        .iter()
+        .find(|r| r["taskId"] == task)
+}
+
+async fn tick(http: &reqwest::Client, url: &str) -> Value {
+    let r = http
+        .post(format!("{url}/api/v1/tick"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    r.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_execution_is_taken_over_by_a_tick_and_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let http = reqwest::Client::new();
+
+    let a = Instance::start(&store, 0);
+    let r = http
+        .post(format!("{}/api/v1/flows", a.url))
+        .header("content-type", "application/x-yaml")
+        .body(FLOW)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let started: Value = http
+        .post(format!("{}/api/v1/executions/company.team/nap", a.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = started["id"].as_str().unwrap().to_string();
+
+    // wait until `sleep` runs, then kill the instance running it
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let exec = execution(&http, &a.url, &id).await;
+        if run_of(&exec, "sleep").is_some_and(|r| r["state"]["current"] == "RUNNING") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sleep never ran: {exec:#}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(a);
+    let lease = store.join(format!("leases/main/{id}.json"));
+    assert!(lease.is_file(), "no lease at {}", lease.display());
+
+    // a second instance, ticked from outside: nothing to take over while the lease holds
+    let b = Instance::start(&store, 0);
+    let early = tick(&http, &b.url).await;
+    assert_eq!(early["takenOver"], 0, "{early}");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let due = tick(&http, &b.url).await;
+    assert_eq!(due["takenOver"], 1, "{due}");
+    assert_eq!(due["executions"], 1, "{due}");
+    let again = tick(&http, &b.url).await;
+    assert_eq!(again["takenOver"], 0, "taken over twice: {again}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exec = loop {
+        let exec = execution(&http, &b.url, &id).await;
+        if exec["state"]["current"] == "SUCCESS" {
+            break exec;
+        }
+        assert!(
+            exec["state"]["current"] == "RUNNING" && Instant::now() < deadline,
+            "{exec:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let after = run_of(&exec, "after").unwrap();
+    assert_eq!(after["outputs"]["value"], "hello again", "{exec:#}");
+    // the lost attempt ran again as the same attempt, and `first` did not run again
+    assert_eq!(
+        run_of(&exec, "sleep").unwrap()["attempts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        run_of(&exec, "first").unwrap()["attempts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // the driver that ended it gave its lease back
+    let gone = Instant::now() + Duration::from_secs(5);
+    while lease.exists() && Instant::now() < gone {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!lease.exists(), "the lease outlived its executions");
+}
