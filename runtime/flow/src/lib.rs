@@ -13,6 +13,7 @@ pub mod ids;
 pub mod model;
 pub mod parse;
 pub mod registry;
+pub mod schedule;
 pub mod schema;
 pub mod yaml;
 

@@ -1,0 +1,745 @@
+//! Kestra's `Schedule` and `ScheduleOnDates` triggers: which fires are due at a given instant.
+//!
+//! Pure: no clock, no I/O. A server tick keeps a [`ScheduleState`] per trigger (starting from
+//! [`Schedule::first_state`]), calls [`Schedule::due`] with the current time and stores the state
+//! it returns.
+//!
+//! - Cron dates are whole seconds computed in the trigger's `timezone` (default UTC). croner maps
+//!   a wall-clock time that happens twice (DST fold) to its first instant, so occurrences in the
+//!   repeated hour fire once; one in a DST gap fires at the end of the gap.
+//! - A date is due when it is `<= now`. A due date is **on time** when it is at most
+//!   [`ON_TIME_TOLERANCE`] (60 s) old, **missed** otherwise. A tick every 1-10 s therefore never
+//!   classes a normal fire as missed.
+//! - `recoverMissedSchedules`: on-time dates always fire; of the missed ones `ALL` (the default)
+//!   fires every one in order, `LAST` only the latest due date (when no date is on time), `NONE`
+//!   none.
+//! - `lateMaximumDelay`: a date older than `now - lateMaximumDelay` is skipped, whatever the
+//!   above says.
+//! - `backfill.start` (deprecated): the first state starts at the first date at or after it.
+//!   `backfill.end`: missed dates after it are skipped, so after the backfill the trigger goes on
+//!   from now.
+//! - One [`Schedule::due`] call returns at most [`MAX_FIRES_PER_CALL`] fires; the state then
+//!   points at the first date not handled and the next call goes on from there.
+
+use chrono::{
+    DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeDelta, TimeZone, Timelike, Utc,
+};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use crate::model::{Labels, Trigger};
+
+/// The names of the Schedule trigger type (current, legacy).
+pub const SCHEDULE_TYPES: [&str; 2] = [
+    "io.kestra.plugin.core.trigger.Schedule",
+    "io.kestra.core.models.triggers.types.Schedule",
+];
+
+/// The names of the ScheduleOnDates trigger type (current, legacy).
+pub const SCHEDULE_ON_DATES_TYPES: [&str; 2] = [
+    "io.kestra.plugin.core.trigger.ScheduleOnDates",
+    "io.kestra.core.models.triggers.types.ScheduleOnDates",
+];
+
+/// How old a due date may be and still be on time (not missed).
+pub const ON_TIME_TOLERANCE: TimeDelta = TimeDelta::seconds(60);
+
+/// The most fires one [`Schedule::due`] call returns.
+pub const MAX_FIRES_PER_CALL: usize = 1000;
+
+const ONE_NANO: TimeDelta = TimeDelta::nanoseconds(1);
+
+/// Steps through the repeated hour of a DST fold (one per second at most).
+const MAX_FOLD_STEPS: usize = 4000;
+
+/// `recoverMissedSchedules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Recover {
+    All,
+    Last,
+    None,
+}
+
+/// Where the dates come from.
+#[derive(Debug, Clone)]
+enum Dates {
+    Cron(croner::Cron),
+    /// Sorted, without duplicates.
+    List(Vec<DateTime<Utc>>),
+}
+
+/// A `Schedule` or `ScheduleOnDates` trigger, parsed and checked.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    trigger_id: String,
+    dates: Dates,
+    tz: Tz,
+    recover: Recover,
+    late_maximum_delay: Option<TimeDelta>,
+    backfill_start: Option<DateTime<Utc>>,
+    backfill_end: Option<DateTime<Utc>>,
+    inputs: Map<String, Json>,
+    labels: Labels,
+}
+
+/// What the tick stores per trigger between calls.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduleState {
+    /// The next date to handle; `None` when there are no more (dates exhausted).
+    pub next: Option<DateTime<Utc>>,
+    /// The last date fired.
+    pub last: Option<DateTime<Utc>>,
+}
+
+/// The outcome of [`Schedule::due`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Due {
+    /// The fires, in date order.
+    pub fires: Vec<Fire>,
+    /// The state after them.
+    pub state: ScheduleState,
+}
+
+/// One execution to start.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fire {
+    /// The scheduled date.
+    pub date: DateTime<Utc>,
+    /// Kestra's `trigger` variables: `date`, `next`, `previous` (ISO-8601 in the trigger's time
+    /// zone; `next`/`previous` absent when there is none).
+    pub variables: Json,
+}
+
+fn bad(t: &Trigger, field: &str, message: impl std::fmt::Display) -> String {
+    format!("trigger `{}`: `{field}`: {message}", t.id)
+}
+
+fn prop<'a>(t: &'a Trigger, key: &str) -> Option<&'a Json> {
+    t.properties.get(key).filter(|v| !v.is_null())
+}
+
+fn string_prop<'a>(t: &'a Trigger, key: &str) -> Result<Option<&'a str>, String> {
+    match prop(t, key) {
+        None => Ok(None),
+        Some(Json::String(s)) => Ok(Some(s)),
+        Some(other) => Err(bad(t, key, format!("expected a string, got {other}"))),
+    }
+}
+
+fn parse_cron(expr: &str, with_seconds: bool) -> Result<croner::Cron, String> {
+    let fields = expr.split_whitespace().count();
+    let wanted = if with_seconds { 6 } else { 5 };
+    if !expr.trim_start().starts_with('@') && (fields == 5 || fields == 6) && fields != wanted {
+        return Err(format!(
+            "`{expr}` has {fields} fields but `withSeconds` is {with_seconds} (6 fields need `withSeconds: true`)"
+        ));
+    }
+    crate::cron::parse(expr)
+}
+
+/// Reads an ISO-8601 date-time; without an offset it is a wall-clock time in `tz`.
+fn parse_date(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
+    let trimmed = text.trim();
+    // Java's ZonedDateTime prints `...+01:00[Europe/Paris]`; the offset is enough
+    let plain = trimmed.split('[').next().unwrap_or(trimmed);
+    if let Ok(d) = DateTime::parse_from_rfc3339(plain) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    let naive = [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| NaiveDateTime::parse_from_str(plain, f).ok())
+    .or_else(|| {
+        let day = NaiveDate::parse_from_str(plain, "%Y-%m-%d").ok()?;
+        day.and_hms_opt(0, 0, 0)
+    })
+    .ok_or_else(|| format!("`{text}` is not an ISO-8601 date-time"))?;
+    tz.from_local_datetime(&naive)
+        .earliest()
+        .map(|d| d.with_timezone(&Utc))
+        .ok_or_else(|| format!("`{text}` does not exist in time zone {tz}"))
+}
+
+fn parse_dates(t: &Trigger, tz: Tz) -> Result<Vec<DateTime<Utc>>, String> {
+    let texts: Vec<&Json> = match prop(t, "dates") {
+        None => return Err(bad(t, "dates", "missing")),
+        Some(Json::Array(items)) => items.iter().collect(),
+        Some(one) => vec![one],
+    };
+    let mut dates = texts
+        .into_iter()
+        .map(|v| match v {
+            Json::String(s) => parse_date(s, tz).map_err(|e| bad(t, "dates", e)),
+            other => Err(bad(
+                t,
+                "dates",
+                format!("expected a date-time, got {other}"),
+            )),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    dates.sort_unstable();
+    dates.dedup();
+    Ok(dates)
+}
+
+impl Schedule {
+    /// `None` when the trigger is not a schedule type; an error naming the trigger id and the
+    /// bad field when it is invalid (bad cron, unknown time zone, bad date, ...).
+    pub fn from_trigger(t: &Trigger) -> Result<Option<Schedule>, String> {
+        let on_dates = SCHEDULE_ON_DATES_TYPES.contains(&t.type_name.as_str());
+        if !on_dates && !SCHEDULE_TYPES.contains(&t.type_name.as_str()) {
+            return Ok(None);
+        }
+        let tz = match string_prop(t, "timezone")? {
+            None => Tz::UTC,
+            Some(name) => name
+                .parse::<Tz>()
+                .map_err(|_| bad(t, "timezone", format!("unknown time zone `{name}`")))?,
+        };
+        let dates = if on_dates {
+            Dates::List(parse_dates(t, tz)?)
+        } else {
+            let expr = string_prop(t, "cron")?.ok_or_else(|| bad(t, "cron", "missing"))?;
+            let with_seconds = prop(t, "withSeconds").and_then(Json::as_bool) == Some(true);
+            Dates::Cron(parse_cron(expr, with_seconds).map_err(|e| bad(t, "cron", e))?)
+        };
+        let recover = match string_prop(t, "recoverMissedSchedules")? {
+            None | Some("ALL") => Recover::All,
+            Some("LAST") => Recover::Last,
+            Some("NONE") => Recover::None,
+            Some(other) => {
+                let message = format!("`{other}` is not one of ALL, LAST, NONE");
+                return Err(bad(t, "recoverMissedSchedules", message));
+            }
+        };
+        let late_maximum_delay = string_prop(t, "lateMaximumDelay")?
+            .map(|s| match crate::duration::parse(s) {
+                Ok(d) if d.is_negative() => Err(format!("`{s}` is negative")),
+                Ok(d) => Ok(d.to_chrono()),
+                Err(e) => Err(e.to_string()),
+            })
+            .transpose()
+            .map_err(|e| bad(t, "lateMaximumDelay", e))?;
+        let backfill = prop(t, "backfill").filter(|_| !on_dates);
+        let backfill_date = |key: &str| match backfill.and_then(|b| b.get(key)) {
+            Some(Json::String(s)) => parse_date(s, tz)
+                .map(Some)
+                .map_err(|e| bad(t, &format!("backfill.{key}"), e)),
+            _ => Ok(None),
+        };
+        let inputs = match prop(t, "inputs") {
+            None => Map::new(),
+            Some(Json::Object(m)) => m.clone(),
+            Some(other) => return Err(bad(t, "inputs", format!("expected a map, got {other}"))),
+        };
+        let labels = prop(t, "labels").map_or(Ok(Labels::default()), Labels::from_json);
+        Ok(Some(Schedule {
+            trigger_id: t.id.clone(),
+            dates,
+            tz,
+            recover,
+            late_maximum_delay,
+            backfill_start: backfill_date("start")?,
+            backfill_end: backfill_date("end")?,
+            inputs,
+            labels: labels.map_err(|e| bad(t, "labels", e))?,
+        }))
+    }
+
+    /// The id of the trigger.
+    pub fn trigger_id(&self) -> &str {
+        &self.trigger_id
+    }
+
+    /// The trigger's `inputs`, raw (rendering them is the caller's business).
+    pub fn inputs(&self) -> &Map<String, Json> {
+        &self.inputs
+    }
+
+    /// The trigger's `labels`.
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// The state of a trigger seen for the first time at `now`: its first date at or after
+    /// `backfill.start` when there is one, else its first date strictly after `now`.
+    pub fn first_state(&self, now: DateTime<Utc>) -> ScheduleState {
+        let next = match self.backfill_start {
+            Some(start) => self.at_or_after(start),
+            None => self.after(now),
+        };
+        ScheduleState { next, last: None }
+    }
+
+    /// The fires due at `now` given `state` (in date order), and the state after them.
+    pub fn due(&self, state: &ScheduleState, now: DateTime<Utc>) -> Due {
+        let Some(next) = state.next.filter(|n| *n <= now) else {
+            return Due {
+                fires: Vec::new(),
+                state: state.clone(),
+            };
+        };
+        let just_after_now = now + ONE_NANO;
+        let on_time_from = now - ON_TIME_TOLERANCE;
+        // dates before `lo` are skipped; missed dates that may be recovered are in [lo, missed_end)
+        let too_late = self
+            .late_maximum_delay
+            .and_then(|d| now.checked_sub_signed(d));
+        let lo = too_late.map_or(next, |t| next.max(t));
+        let backfill_end = self
+            .backfill_end
+            .and_then(|e| e.checked_add_signed(ONE_NANO));
+        let missed_end = backfill_end.map_or(on_time_from, |end| on_time_from.min(end));
+        let on_time = (lo.max(on_time_from), just_after_now);
+        let runs = match self.recover {
+            Recover::All => vec![(lo, missed_end), on_time],
+            Recover::None => vec![on_time],
+            Recover::Last if self.at_or_after(on_time.0).is_some_and(|d| d <= now) => vec![on_time],
+            Recover::Last => self
+                .before(missed_end)
+                .filter(|d| *d >= lo)
+                .map(|d| vec![(d, d + ONE_NANO)])
+                .unwrap_or_default(),
+        };
+        let (fires, resume) = self.fire_runs(&runs);
+        let state = ScheduleState {
+            next: if resume.is_some() {
+                resume
+            } else {
+                self.after(now)
+            },
+            last: fires.last().map(|f| f.date).or(state.last),
+        };
+        Due { fires, state }
+    }
+
+    /// The fires of the dates in the half-open ranges, and the first date left out by the cap.
+    fn fire_runs(
+        &self,
+        runs: &[(DateTime<Utc>, DateTime<Utc>)],
+    ) -> (Vec<Fire>, Option<DateTime<Utc>>) {
+        let mut fires = Vec::new();
+        for &(from, until) in runs {
+            let mut previous = None;
+            let mut date = self.at_or_after(from);
+            while let Some(d) = date.filter(|d| *d < until) {
+                if fires.len() == MAX_FIRES_PER_CALL {
+                    return (fires, Some(d));
+                }
+                let following = self.after(d);
+                let before = previous.or_else(|| self.before(d));
+                fires.push(Fire {
+                    date: d,
+                    variables: self.variables(d, before, following),
+                });
+                previous = Some(d);
+                date = following;
+            }
+        }
+        (fires, None)
+    }
+
+    fn variables(
+        &self,
+        date: DateTime<Utc>,
+        previous: Option<DateTime<Utc>>,
+        next: Option<DateTime<Utc>>,
+    ) -> Json {
+        let mut vars = Map::new();
+        vars.insert("date".into(), self.format(date));
+        if let Some(n) = next {
+            vars.insert("next".into(), self.format(n));
+        }
+        if let Some(p) = previous {
+            vars.insert("previous".into(), self.format(p));
+        }
+        Json::Object(vars)
+    }
+
+    fn format(&self, d: DateTime<Utc>) -> Json {
+        let local = d.with_timezone(&self.tz);
+        Json::String(local.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+
+    /// The first date strictly after `t`.
+    fn after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.dates {
+            Dates::List(list) => list.get(list.partition_point(|d| *d <= t)).copied(),
+            Dates::Cron(cron) => {
+                let mut from = t.with_nanosecond(0)?;
+                // in a DST fold croner can answer an instant before `t`: step on past it
+                for _ in 0..MAX_FOLD_STEPS {
+                    let local = from.with_timezone(&self.tz);
+                    let next = cron.find_next_occurrence(&local, false).ok()?;
+                    let next = next.with_timezone(&Utc);
+                    if next > t {
+                        return Some(next);
+                    }
+                    from = next;
+                }
+                None
+            }
+        }
+    }
+
+    /// The first date at or after `t`.
+    fn at_or_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.after(t - ONE_NANO)
+    }
+
+    /// The last date strictly before `t`.
+    fn before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.dates {
+            Dates::List(list) => list[..list.partition_point(|d| *d < t)].last().copied(),
+            Dates::Cron(_) => self.cron_before(t),
+        }
+    }
+
+    /// croner only searches forward: look back in growing spans for a span holding a date, then
+    /// bisect it (cron dates are whole seconds).
+    fn cron_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let truncated = t.with_nanosecond(0)?;
+        let end = if truncated < t {
+            truncated + TimeDelta::seconds(1)
+        } else {
+            t
+        };
+        let holds = |from: DateTime<Utc>| self.at_or_after(from).is_some_and(|d| d < end);
+        let mut span = TimeDelta::minutes(1);
+        let mut lo = loop {
+            let lo = end.checked_sub_signed(span)?;
+            if holds(lo) {
+                break lo;
+            }
+            if span > TimeDelta::days(366 * 30) {
+                return None;
+            }
+            span = span * 8;
+        };
+        let mut hi = end;
+        while hi - lo > TimeDelta::seconds(1) {
+            let mid = lo + TimeDelta::seconds((hi - lo).num_seconds() / 2);
+            if holds(mid) {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        self.at_or_after(lo)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn trigger(mut props: Json) -> Trigger {
+        let object = props.as_object_mut().unwrap();
+        object.entry("id").or_insert(json!("every"));
+        object.entry("type").or_insert(json!(SCHEDULE_TYPES[0]));
+        serde_json::from_value(props).unwrap()
+    }
+
+    fn schedule(props: Json) -> Schedule {
+        Schedule::from_trigger(&trigger(props)).unwrap().unwrap()
+    }
+
+    /// A schedule from a flow's YAML: `rest` follows `type: io.kestra.plugin.core.trigger.`.
+    fn from_yaml(rest: &str) -> Schedule {
+        let yaml = format!(
+            "id: f\nnamespace: n\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.log.Log\n    \
+             message: hi\ntriggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.{rest}\n"
+        );
+        let flow = crate::parse_flow(&yaml, &crate::Registry::core())
+            .unwrap()
+            .flow;
+        Schedule::from_trigger(&flow.triggers[0]).unwrap().unwrap()
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        text.parse().unwrap()
+    }
+
+    /// Calls `due` and applies the new state; the dates fired.
+    fn tick(s: &Schedule, state: &mut ScheduleState, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
+        let due = s.due(state, now);
+        *state = due.state;
+        due.fires.iter().map(|f| f.date).collect()
+    }
+
+    fn minutes(from: &str, count: i64) -> Vec<DateTime<Utc>> {
+        (0..count)
+            .map(|i| at(from) + TimeDelta::minutes(i))
+            .collect()
+    }
+
+    #[test]
+    fn every_minute_fires_once_per_minute_with_a_tick_every_second() {
+        let s = schedule(json!({"cron": "* * * * *"}));
+        let start = at("2026-03-01T12:00:00Z");
+        let mut state = s.first_state(start);
+        assert_eq!(state.next, Some(at("2026-03-01T12:01:00Z")));
+        let mut fired = Vec::new();
+        for second in 1..=300 {
+            let now = start + TimeDelta::seconds(second) + TimeDelta::milliseconds(250);
+            fired.extend(tick(&s, &mut state, now));
+        }
+        assert_eq!(fired, minutes("2026-03-01T12:01:00Z", 5));
+        assert_eq!(state.last, Some(at("2026-03-01T12:05:00Z")));
+        assert_eq!(state.next, Some(at("2026-03-01T12:06:00Z")));
+    }
+
+    #[test]
+    fn cron_in_a_time_zone_with_variables() {
+        let s = from_yaml("Schedule\n    cron: \"0 9 * * *\"\n    timezone: Europe/Paris");
+        let mut state = s.first_state(at("2026-01-15T00:00:00Z"));
+        assert_eq!(state.next, Some(at("2026-01-15T08:00:00Z")));
+        let due = s.due(&state, at("2026-01-15T08:00:00Z"));
+        assert_eq!(due.fires.len(), 1);
+        assert_eq!(
+            due.fires[0].variables,
+            json!({"date": "2026-01-15T09:00:00+01:00", "next": "2026-01-16T09:00:00+01:00",
+                   "previous": "2026-01-14T09:00:00+01:00"})
+        );
+        state = due.state;
+        assert_eq!(state.next, Some(at("2026-01-16T08:00:00Z")));
+        // summer time: 09:00 in Paris is 07:00Z
+        state.next = s.first_state(at("2026-07-01T00:00:00Z")).next;
+        assert_eq!(state.next, Some(at("2026-07-01T07:00:00Z")));
+    }
+
+    #[test]
+    fn dst_fold_and_gap_in_paris() {
+        let s = schedule(json!({"cron": "*/15 * * * *", "timezone": "Europe/Paris"}));
+        let start = at("2026-10-25T00:00:00Z"); // 02:00 CEST; at 01:00Z clocks go back to 02:00
+        let mut state = s.first_state(start);
+        let mut fired = Vec::new();
+        for step in 1..=1080 {
+            fired.extend(tick(&s, &mut state, start + TimeDelta::seconds(10 * step)));
+        }
+        let expected = [
+            "00:15", "00:30", "00:45", "02:00", "02:15", "02:30", "02:45", "03:00",
+        ]
+        .map(|hm| at(&format!("2026-10-25T{hm}:00Z")));
+        assert_eq!(fired, expected);
+        // 02:30 does not exist on 2026-03-29: it fires when the gap ends, 03:00 CEST
+        let daily = schedule(json!({"cron": "30 2 * * *", "timezone": "Europe/Paris"}));
+        let state = daily.first_state(at("2026-03-28T12:00:00Z"));
+        assert_eq!(state.next, Some(at("2026-03-29T01:00:00Z")));
+    }
+
+    #[test]
+    fn utc_variables_and_previous_far_back() {
+        let s = schedule(json!({"cron": "0 10 22 11 *"}));
+        let state = s.first_state(at("2026-01-01T00:00:00Z"));
+        let due = s.due(&state, at("2026-11-22T10:00:03Z"));
+        assert_eq!(
+            due.fires[0].variables,
+            json!({"date": "2026-11-22T10:00:00Z", "next": "2027-11-22T10:00:00Z",
+                   "previous": "2025-11-22T10:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn seconds_crons_need_with_seconds() {
+        let s = schedule(json!({"cron": "*/10 * * * * *", "withSeconds": true}));
+        let start = at("2026-03-01T12:00:00Z");
+        let mut state = s.first_state(start);
+        let mut fired = Vec::new();
+        for second in 1..=60 {
+            fired.extend(tick(&s, &mut state, start + TimeDelta::seconds(second)));
+        }
+        let expected: Vec<_> = (1..=6)
+            .map(|i| start + TimeDelta::seconds(10 * i))
+            .collect();
+        assert_eq!(fired, expected);
+        for (cron, with_seconds) in [("*/10 * * * * *", false), ("* * * * *", true)] {
+            let t = trigger(json!({"cron": cron, "withSeconds": with_seconds}));
+            let e = Schedule::from_trigger(&t).unwrap_err();
+            assert!(e.contains("`every`") && e.contains("`cron`"), "{e}");
+        }
+        assert!(Schedule::from_trigger(&trigger(json!({"cron": "@daily"}))).is_ok());
+    }
+
+    fn after_outage(recover: &str, cron: &str) -> Vec<DateTime<Utc>> {
+        let s = schedule(json!({"cron": cron, "recoverMissedSchedules": recover}));
+        let mut state = s.first_state(at("2026-03-01T10:00:30Z"));
+        tick(&s, &mut state, at("2026-03-01T10:10:30Z"))
+    }
+
+    #[test]
+    fn recover_missed_schedules_after_a_ten_minute_outage() {
+        let every_minute = "* * * * *";
+        assert_eq!(
+            after_outage("ALL", every_minute),
+            minutes("2026-03-01T10:01:00Z", 10)
+        );
+        let last = vec![at("2026-03-01T10:10:00Z")];
+        assert_eq!(after_outage("LAST", every_minute), last);
+        // 10:10:00 is 30 s old, on time: it fires, the 9 missed dates do not
+        assert_eq!(after_outage("NONE", every_minute), last);
+        // every 4 minutes: 10:04 and 10:08 are missed, none is on time
+        assert_eq!(after_outage("ALL", "*/4 * * * *").len(), 2);
+        assert_eq!(
+            after_outage("LAST", "*/4 * * * *"),
+            vec![at("2026-03-01T10:08:00Z")]
+        );
+        assert_eq!(
+            after_outage("NONE", "*/4 * * * *"),
+            Vec::<DateTime<Utc>>::new()
+        );
+        let s = schedule(json!({"cron": "*/4 * * * *", "recoverMissedSchedules": "NONE"}));
+        let mut state = s.first_state(at("2026-03-01T10:00:30Z"));
+        tick(&s, &mut state, at("2026-03-01T10:10:30Z"));
+        assert_eq!(state.next, Some(at("2026-03-01T10:12:00Z")));
+        assert_eq!(state.last, None);
+    }
+
+    #[test]
+    fn late_maximum_delay_skips_old_dates() {
+        let s = schedule(json!({"cron": "* * * * *", "lateMaximumDelay": "PT5M"}));
+        let mut state = s.first_state(at("2026-03-01T10:00:30Z"));
+        let fired = tick(&s, &mut state, at("2026-03-01T10:10:30Z"));
+        assert_eq!(fired, minutes("2026-03-01T10:06:00Z", 5));
+        assert_eq!(state.next, Some(at("2026-03-01T10:11:00Z")));
+    }
+
+    #[test]
+    fn backfill_start_and_end() {
+        let s = schedule(json!({"cron": "*/10 * * * *", "backfill": {
+            "start": "2026-03-01T08:55:00Z", "end": "2026-03-01T09:30:00Z"}}));
+        let mut state = s.first_state(at("2026-03-01T10:10:30Z"));
+        assert_eq!(state.next, Some(at("2026-03-01T09:00:00Z")));
+        let fired = tick(&s, &mut state, at("2026-03-01T10:10:30Z"));
+        let mut expected: Vec<_> = (0..4)
+            .map(|i| at("2026-03-01T09:00:00Z") + TimeDelta::minutes(10 * i))
+            .collect();
+        expected.push(at("2026-03-01T10:10:00Z"));
+        assert_eq!(fired, expected);
+        assert_eq!(state.next, Some(at("2026-03-01T10:20:00Z")));
+    }
+
+    #[test]
+    fn first_state_is_strictly_after_now() {
+        let s = schedule(json!({"cron": "0 * * * *"}));
+        let state = s.first_state(at("2026-03-01T10:00:00Z"));
+        assert_eq!(state.next, Some(at("2026-03-01T11:00:00Z")));
+        assert_eq!(state.last, None);
+        assert_eq!(s.due(&state, at("2026-03-01T10:59:59Z")).fires, vec![]);
+        let json = serde_json::to_value(&state).unwrap();
+        assert_eq!(json, json!({"next": "2026-03-01T11:00:00Z", "last": null}));
+    }
+
+    #[test]
+    fn schedule_on_dates_in_order_then_exhausted() {
+        let s = schedule(
+            json!({"type": SCHEDULE_ON_DATES_TYPES[1], "timezone": "Europe/Paris",
+            "dates": ["2026-05-02T10:00:00", "2026-05-01T10:00:00Z", "2026-05-03T09:00:00+02:00"]}),
+        );
+        let mut state = s.first_state(at("2026-04-01T00:00:00Z"));
+        assert_eq!(state.next, Some(at("2026-05-01T10:00:00Z")));
+        let due = s.due(&state, at("2026-06-01T00:00:00Z"));
+        let dates: Vec<_> = due.fires.iter().map(|f| f.date).collect();
+        let expected = [
+            "2026-05-01T10:00:00Z",
+            "2026-05-02T08:00:00Z",
+            "2026-05-03T07:00:00Z",
+        ];
+        assert_eq!(dates, expected.map(at));
+        assert_eq!(
+            due.fires[0].variables,
+            json!({"date": "2026-05-01T12:00:00+02:00", "next": "2026-05-02T10:00:00+02:00"})
+        );
+        assert_eq!(
+            due.fires[2].variables,
+            json!({"date": "2026-05-03T09:00:00+02:00", "previous": "2026-05-02T10:00:00+02:00"})
+        );
+        state = due.state;
+        assert_eq!(state.next, None);
+        assert_eq!(
+            tick(&s, &mut state, at("2027-01-01T00:00:00Z")),
+            Vec::<DateTime<Utc>>::new()
+        );
+        let one = from_yaml("ScheduleOnDates\n    dates: 2026-05-01T10:00:00Z");
+        let mut state = one.first_state(at("2026-04-01T00:00:00Z"));
+        let fired = tick(&one, &mut state, at("2026-05-01T10:00:01Z"));
+        assert_eq!(fired, vec![at("2026-05-01T10:00:00Z")]);
+        assert_eq!(state.next, None);
+    }
+
+    #[test]
+    fn invalid_triggers_name_the_id_and_field() {
+        let cases = [
+            (json!({"cron": "61 * * * *"}), "`cron`"),
+            (
+                json!({"cron": "* * * * *", "timezone": "Mars/Olympus"}),
+                "`timezone`",
+            ),
+            (
+                json!({"cron": "* * * * *", "recoverMissedSchedules": "SOME"}),
+                "recover",
+            ),
+            (
+                json!({"cron": "* * * * *", "lateMaximumDelay": "5m"}),
+                "lateMaximumDelay",
+            ),
+            (
+                json!({"cron": "* * * * *", "lateMaximumDelay": "-PT5M"}),
+                "negative",
+            ),
+            (
+                json!({"type": SCHEDULE_ON_DATES_TYPES[0], "dates": ["tomorrow"]}),
+                "`dates`",
+            ),
+        ];
+        for (props, field) in cases {
+            let e = Schedule::from_trigger(&trigger(props)).unwrap_err();
+            assert!(e.contains("trigger `every`") && e.contains(field), "{e}");
+        }
+        let webhook = trigger(json!({"type": "io.kestra.plugin.core.trigger.Webhook"}));
+        assert!(Schedule::from_trigger(&webhook).unwrap().is_none());
+    }
+
+    #[test]
+    fn inputs_and_labels() {
+        let s = schedule(json!({"cron": "@hourly", "type": SCHEDULE_TYPES[1],
+            "inputs": {"n": 1}, "labels": {"team": "data"}}));
+        assert_eq!(s.inputs().get("n"), Some(&json!(1)));
+        assert_eq!(s.labels().get("team"), Some("data"));
+        let listed = schedule(json!({"cron": "@hourly",
+            "labels": [{"key": "team", "value": "ops"}]}));
+        assert_eq!(listed.labels().get("team"), Some("ops"));
+        assert_eq!(listed.trigger_id(), "every");
+    }
+
+    #[test]
+    fn fires_are_capped_per_call() {
+        let s = schedule(json!({"cron": "* * * * *"}));
+        let start = at("2026-03-01T00:00:00Z");
+        let mut state = ScheduleState {
+            next: Some(start),
+            last: None,
+        };
+        let now = start + TimeDelta::minutes(1999) + TimeDelta::seconds(30);
+        let first = tick(&s, &mut state, now);
+        assert_eq!(first.len(), MAX_FIRES_PER_CALL);
+        assert_eq!(state.next, Some(start + TimeDelta::minutes(1000)));
+        assert_eq!(state.last, first.last().copied());
+        let second = tick(&s, &mut state, now);
+        let all: Vec<_> = first.into_iter().chain(second).collect();
+        assert_eq!(
+            all,
+            (0..2000)
+                .map(|i| start + TimeDelta::minutes(i))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(state.next, Some(start + TimeDelta::minutes(2000)));
+    }
+}
