@@ -3,11 +3,11 @@
 //! with SIGKILL while a task of an execution runs; the second takes the execution over through
 //! `POST /api/v1/tick` once the lease expired, runs the lost attempt again and ends it.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::Instance;
 use serde_json::Value;
 
 const FLOW: &str = r#"id: nap
@@ -23,43 +23,6 @@ tasks:
     type: io.kestra.plugin.core.debug.Return
     format: "{{ outputs.first.value }} again"
 "#;
-
-/// A `weft server` process on `store`, ticking every `tick` seconds (0: never).
-struct Instance {
-    child: Child,
-    url: String,
-}
-
-impl Instance {
-    fn start(store: &Path, tick: u32) -> Instance {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["server", "--listen", "127.0.0.1:0", "--storage"])
-            .arg(store)
-            .env("WEFT_LEASE_TTL_SECS", "3")
-            .env("WEFT_TICK_INTERVAL_SECS", tick.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("weft server listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
-        Instance { child, url }
-    }
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn execution(http: &reqwest::Client, url: &str, id: &str) -> Value {
     http.get(format!("{url}/api/v1/executions/{id}"))

@@ -38,7 +38,7 @@ pub(crate) fn hash128(parts: &[&[u8]]) -> u128 {
 }
 
 /// A 64-bit hash of parts.
-pub(crate) fn hash64(parts: &[&[u8]]) -> u64 {
+pub fn hash64(parts: &[&[u8]]) -> u64 {
     // the high half of the 128-bit hash
     (hash128(parts) >> 64) as u64
 }

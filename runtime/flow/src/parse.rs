@@ -223,6 +223,18 @@ fn check_document(
             return Err(sorted(c.diags));
         }
     };
+    // what the schema cannot say: a cron's number of fields against `withSeconds`, dates, ...
+    for t in &flow.triggers {
+        if let Err(e) = crate::schedule::Schedule::from_trigger(t) {
+            let site = c.triggers.iter().find(|s| s.id == t.id);
+            let (pos, path) =
+                site.map_or((root.pos, FieldPath::root()), |s| (s.pos, s.path.clone()));
+            c.error(pos, &path, e);
+        }
+    }
+    if c.has_errors() {
+        return Err(sorted(c.diags));
+    }
     Ok(ParsedFlow {
         flow,
         warnings: sorted(c.diags),

@@ -105,7 +105,7 @@ impl From<RunError> for ApiError {
             RunError::UnknownFlow(name) => ApiError::not_found(format!("flow {name} not found")),
             RunError::UnknownExecution(_) => ApiError::not_found(e.to_string()),
             RunError::Inputs(_) => ApiError::bad_request(format!("invalid inputs: {e}")),
-            RunError::InvalidState(_) => ApiError::conflict(e.to_string()),
+            RunError::InvalidState(_) | RunError::Exists(_) => ApiError::conflict(e.to_string()),
             RunError::Flow { .. } => ApiError::unprocessable(e.to_string()),
             RunError::Storage(_) => ApiError::internal(e),
         }

@@ -84,7 +84,7 @@ pub(crate) async fn start(
         inputs: form.values,
         files: form.files,
         labels,
-        trigger: None,
+        ..StartRequest::default()
     };
     start_and_answer(app, &tenant, store, namespace, flow_id, req, wait).await
 }

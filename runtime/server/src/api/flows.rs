@@ -10,14 +10,15 @@ use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
 use serde_json::{Value as JsonValue, json};
 use weft_flow::Diagnostic;
 use weft_store::repo::{FlowRepo, FlowRevision};
 
-use super::App;
 use super::error::{ApiError, ApiResult};
 use super::inputs::{query_flag, query_value};
 use super::tenant::Tenant;
+use super::{App, schedules};
 
 /// `{line, column, path, message}` of a diagnostic.
 fn diagnostic_json(d: &Diagnostic) -> JsonValue {
@@ -89,7 +90,17 @@ pub(crate) async fn create(
             flow.namespace, flow.id, flow.namespace, flow.id
         )));
     }
+    schedules::check(&flow)?;
     let rev = repo.save(&body).await?;
+    schedules::sync(
+        &app,
+        &tenant.0,
+        &flow.namespace,
+        &flow.id,
+        Some(&flow),
+        Utc::now(),
+    )
+    .await?;
     Ok(Json(flow_json(&rev, true)))
 }
 
@@ -117,7 +128,9 @@ pub(crate) async fn update(
     if latest.source == body {
         return Ok(Json(flow_json(&latest, true)));
     }
+    schedules::check(&flow)?;
     let rev = repo.update(&namespace, &id, &body).await?;
+    schedules::sync(&app, &tenant.0, &namespace, &id, Some(&flow), Utc::now()).await?;
     Ok(Json(flow_json(&rev, true)))
 }
 
@@ -151,6 +164,7 @@ pub(crate) async fn delete(
     Path((namespace, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     repo(&app, &tenant)?.delete(&namespace, &id).await?;
+    schedules::sync(&app, &tenant.0, &namespace, &id, None, Utc::now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

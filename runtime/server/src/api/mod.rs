@@ -16,6 +16,7 @@ mod flows;
 mod health;
 mod inputs;
 mod metrics;
+mod schedules;
 mod secrets;
 mod tenant;
 mod tick;

@@ -1,8 +1,9 @@
 //! `POST /api/v1/tick` and the built-in ticker: the periodic work of a pool of stateless
 //! instances, done by whichever instance is asked (an outside scheduler such as a cron job or a
-//! cloud scheduler calls the route; a long-lived process runs [`every`]). A tick takes over the
-//! executions whose lease expired (their process died, see [`crate::lease`]); every transition
-//! is a conditional write, so ticks on several instances at once do each thing once.
+//! cloud scheduler calls the route; a long-lived process runs [`every`]). A tick fires the
+//! schedules that are due ([`super::schedules`]) and takes over the executions whose lease
+//! expired (their process died, see [`crate::lease`]); every transition is a conditional write,
+//! so ticks on several instances at once do each thing once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,8 @@ pub(crate) struct TickReport {
     pub(crate) taken_over: usize,
     /// Executions those drivers hold.
     pub(crate) executions: usize,
+    /// Executions started by schedules.
+    pub(crate) fired: usize,
 }
 
 pub(crate) async fn handle(State(app): State<Arc<App>>) -> ApiResult<Json<TickReport>> {
@@ -33,7 +36,12 @@ pub(crate) async fn handle(State(app): State<Arc<App>>) -> ApiResult<Json<TickRe
 
 /// One tick.
 pub(crate) async fn tick(app: &Arc<App>) -> ApiResult<TickReport> {
-    let mut report = TickReport::default();
+    let mut report = TickReport {
+        fired: super::schedules::fire_due(app, Utc::now())
+            .await
+            .map_err(ApiError::internal)?,
+        ..TickReport::default()
+    };
     let claimed = app
         .leases
         .claim_expired(Utc::now())

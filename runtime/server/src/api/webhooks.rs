@@ -232,7 +232,7 @@ pub(crate) async fn call(
 }
 
 /// The trigger's `inputs`, strings rendered with the trigger's variables.
-fn render_inputs(
+pub(crate) fn render_inputs(
     app: &App,
     inputs: &Map<String, JsonValue>,
     vars: &JsonValue,

@@ -126,7 +126,7 @@ impl Session<'_> {
         let runner = self.runner;
         let executor = runner.catalog.resolve(namespace, id).await?;
         let now = Utc::now();
-        let exec = executor.create_execution(rand::random::<u64>(), now);
+        let exec = executor.create_execution(req.seed.unwrap_or_else(rand::random::<u64>), now);
         let files = runner.files_of(&exec)?;
         let mut values = req.inputs;
         for (input, name, bytes) in req.files {
@@ -160,7 +160,8 @@ impl Session<'_> {
         let running = self.running_of(namespace, id);
         runner
             .create(&mut self.lives, executor, exec, files, None)
-            .await?;
+            .await
+            .map_err(|e| e.into_run(&exec_id))?;
         self.pending
             .entry(exec_id.clone())
             .or_default()
@@ -460,7 +461,8 @@ impl Session<'_> {
         let new_id = exec.id.clone();
         runner
             .create(&mut self.lives, executor, exec, files, None)
-            .await?;
+            .await
+            .map_err(|e| e.into_run(&new_id))?;
         self.pending
             .entry(new_id)
             .or_default()

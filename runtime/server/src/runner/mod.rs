@@ -61,6 +61,9 @@ pub enum RunError {
     /// No execution has this id.
     #[error("execution {0} does not exist")]
     UnknownExecution(String),
+    /// An execution with this id exists already (a schedule's fire started twice).
+    #[error("execution {0} exists already")]
+    Exists(String),
     /// The execution is not in a state that allows the action.
     #[error("{0}")]
     InvalidState(String),
@@ -193,6 +196,9 @@ pub struct StartRequest {
     /// What started the execution (`trigger` in expressions; a webhook's body, headers and
     /// parameters), when not a user.
     pub trigger: Option<Json>,
+    /// Derives the execution's id (the same seed, the same id: a schedule's fire creates its
+    /// execution once however many instances fire it); a random id when `None`.
+    pub seed: Option<u64>,
 }
 
 /// Runs executions to their end in this process.
@@ -258,12 +264,10 @@ enum CreateError {
     Run(RunError),
 }
 
-impl From<CreateError> for RunError {
-    fn from(e: CreateError) -> RunError {
-        match e {
-            CreateError::Exists => {
-                RunError::Storage("an execution with this id exists already".into())
-            }
+impl CreateError {
+    fn into_run(self, id: &str) -> RunError {
+        match self {
+            CreateError::Exists => RunError::Exists(id.to_string()),
             CreateError::Run(e) => e,
         }
     }
@@ -325,7 +329,7 @@ impl Runner {
     ) -> Result<Execution, RunError> {
         let executor = self.catalog.resolve(namespace, id).await?;
         let now = Utc::now();
-        let seed = rand::random::<u64>();
+        let seed = req.seed.unwrap_or_else(rand::random::<u64>);
         let exec = executor.create_execution(seed, now);
         let files = self.files_of(&exec)?;
         let mut raw = req.inputs;
@@ -343,7 +347,9 @@ impl Runner {
         }
         let root = exec.id.clone();
         let mut lives = HashMap::new();
-        self.create(&mut lives, executor, exec, files, None).await?;
+        self.create(&mut lives, executor, exec, files, None)
+            .await
+            .map_err(|e| e.into_run(&root))?;
         self.drive(&mut lives, &root).await?;
         lives
             .remove(&root)
@@ -665,7 +671,7 @@ impl Runner {
                             pending.entry(child).or_default().push(Event::Recover);
                         }
                     }
-                    Err(CreateError::Run(e)) => return Err(e),
+                    Err(e) => return Err(e.into_run(&child)),
                 }
             }
             Effect::KillExecution { execution_id } => {

@@ -1,0 +1,248 @@
+//! Schedule triggers (`Schedule`, `ScheduleOnDates`) of stored flows, fired by ticks.
+//!
+//! Saving a flow writes one entry per enabled schedule trigger,
+//! `schedules/{tenant}/{namespace}/{flowId}/{triggerId}.json` in the store's root: the trigger as
+//! written and its state (the next date due, the last one fired). A trigger saved unchanged keeps
+//! its state; a changed one starts again from the next date after the save; a removed or
+//! disabled one (or a deleted flow) loses its entry. A tick lists the entries, asks
+//! [`weft_flow::schedule`] which dates are due, and starts one execution per date. The execution's
+//! id is derived from the tenant, flow, trigger and date, and created only if absent, so a date is
+//! fired once however many instances tick at the same time, and a tick that died halfway is
+//! finished by the next one; the entry then moves on with a version condition.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use weft_flow::model::{Flow, Trigger};
+use weft_flow::schedule::{Fire, Schedule, ScheduleState};
+use weft_store::{Condition, Key, StoreError};
+
+use super::App;
+use super::drive::{self, Init};
+use super::error::{ApiError, ApiResult};
+use super::tenant::Tenant;
+use crate::runner::{RunError, StartRequest};
+
+const PREFIX: &str = "schedules/";
+
+/// A schedule trigger's entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    tenant: String,
+    namespace: String,
+    flow_id: String,
+    trigger: Trigger,
+    state: ScheduleState,
+}
+
+fn flow_prefix(tenant: &str, namespace: &str, flow_id: &str) -> String {
+    format!("{PREFIX}{tenant}/{namespace}/{flow_id}/")
+}
+
+fn entry_key(tenant: &str, namespace: &str, flow_id: &str, trigger_id: &str) -> ApiResult<Key> {
+    Key::new(format!(
+        "{}{trigger_id}.json",
+        flow_prefix(tenant, namespace, flow_id)
+    ))
+    .map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+/// The schedule triggers of `flow` that fire, parsed (an invalid one is a 422 naming it).
+fn schedules_of(flow: &Flow) -> ApiResult<Vec<(&Trigger, Schedule)>> {
+    let mut out = Vec::new();
+    if flow.disabled {
+        return Ok(out);
+    }
+    for t in flow.triggers.iter().filter(|t| !t.disabled) {
+        if let Some(s) = Schedule::from_trigger(t).map_err(ApiError::unprocessable)? {
+            out.push((t, s));
+        }
+    }
+    Ok(out)
+}
+
+/// Checks the schedule triggers of a flow about to be saved.
+pub(crate) fn check(flow: &Flow) -> ApiResult<()> {
+    schedules_of(flow).map(|_| ())
+}
+
+/// Writes the entries of `flow`'s schedule triggers after it was saved (`None`: deleted).
+pub(crate) async fn sync(
+    app: &App,
+    tenant: &str,
+    namespace: &str,
+    flow_id: &str,
+    flow: Option<&Flow>,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let store = &app.store;
+    let existing = store
+        .list_all(&flow_prefix(tenant, namespace, flow_id))
+        .await
+        .map_err(ApiError::internal)?;
+    let wanted = match flow {
+        Some(f) => schedules_of(f)?,
+        None => Vec::new(),
+    };
+    let mut kept = Vec::new();
+    for (trigger, schedule) in wanted {
+        let key = entry_key(tenant, namespace, flow_id, &trigger.id)?;
+        kept.push(key.clone());
+        let stored = match store.get(&key).await {
+            Ok(o) => Some(o),
+            Err(e) if e.is_not_found() => None,
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        let same = stored
+            .as_ref()
+            .and_then(|o| serde_json::from_slice::<Entry>(&o.bytes).ok())
+            .is_some_and(|e| e.trigger == *trigger);
+        if same {
+            continue;
+        }
+        let entry = Entry {
+            tenant: tenant.to_string(),
+            namespace: namespace.to_string(),
+            flow_id: flow_id.to_string(),
+            trigger: trigger.clone(),
+            state: schedule.first_state(now),
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(ApiError::internal)?;
+        store
+            .put(&key, Bytes::from(bytes), Condition::None)
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    for old in existing.into_iter().filter(|e| !kept.contains(&e.key)) {
+        match store.delete(&old.key, None).await {
+            Ok(()) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(ApiError::internal(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Fires every schedule due at `now`; returns how many executions this call started.
+pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    let mut started = 0;
+    for listed in app.store.list_all(PREFIX).await? {
+        let object = match app.store.get(&listed.key).await {
+            Ok(o) => o,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(e),
+        };
+        let mut entry: Entry = match serde_json::from_slice(&object.bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(key = %listed.key, error = %e, "unreadable schedule entry skipped");
+                continue;
+            }
+        };
+        let schedule = match Schedule::from_trigger(&entry.trigger) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(key = %listed.key, error = %e, "invalid schedule skipped");
+                continue;
+            }
+        };
+        let due = schedule.due(&entry.state, now);
+        if due.fires.is_empty() && due.state == entry.state {
+            continue;
+        }
+        let mut complete = true;
+        for fire in &due.fires {
+            match start(app, &entry, &schedule, fire).await {
+                Ok(true) => started += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(
+                        namespace = %entry.namespace, flow = %entry.flow_id,
+                        trigger = %entry.trigger.id, date = %fire.date, error = %e,
+                        "could not start the scheduled execution; the next tick tries again"
+                    );
+                    complete = false;
+                    break;
+                }
+            }
+        }
+        if !complete {
+            continue;
+        }
+        entry.state = due.state;
+        let bytes = match serde_json::to_vec(&entry) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "schedule entry not encoded");
+                continue;
+            }
+        };
+        match app
+            .store
+            .put(
+                &listed.key,
+                Bytes::from(bytes),
+                Condition::IfVersion(object.version),
+            )
+            .await
+        {
+            // another instance moved it on (or the flow was saved): its write stands
+            Err(e) if e.is_conflict() || e.is_not_found() => {}
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+    }
+    Ok(started)
+}
+
+/// Starts the execution of one fire; false when it exists already (fired by another tick).
+async fn start(
+    app: &Arc<App>,
+    entry: &Entry,
+    schedule: &Schedule,
+    fire: &Fire,
+) -> Result<bool, RunError> {
+    let store = Tenant(entry.tenant.clone())
+        .store(&app.store)
+        .map_err(|e| RunError::Storage(e.message().to_string()))?;
+    let vars = json!({
+        "flow": { "id": entry.flow_id, "namespace": entry.namespace },
+        "trigger": fire.variables,
+    });
+    let inputs = super::webhooks::render_inputs(app, schedule.inputs(), &vars)
+        .map_err(|e| RunError::Inputs(e.message().to_string()))?;
+    let date = fire.date.to_rfc3339();
+    let seed = weft_executor::ids::hash64(&[
+        entry.tenant.as_bytes(),
+        entry.namespace.as_bytes(),
+        entry.flow_id.as_bytes(),
+        entry.trigger.id.as_bytes(),
+        date.as_bytes(),
+    ]);
+    let req = StartRequest {
+        inputs,
+        labels: schedule.labels().0.clone(),
+        trigger: Some(json!({
+            "id": entry.trigger.id,
+            "type": entry.trigger.type_name,
+            "variables": fire.variables,
+        })),
+        seed: Some(seed),
+        ..StartRequest::default()
+    };
+    let init = Init::Start {
+        namespace: entry.namespace.clone(),
+        flow_id: entry.flow_id.clone(),
+        req,
+    };
+    match drive::spawn(app.clone(), entry.tenant.clone(), store, init).await {
+        Ok(_) => Ok(true),
+        Err(RunError::Exists(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
