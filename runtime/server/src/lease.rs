@@ -129,7 +129,7 @@ impl Leases {
         Ok(Lease { key, doc, version })
     }
 
-    /// Takes the lease of a new driver (its root execution was just created).
+    /// Takes the lease of a new driver; [`LeaseError::Lost`] when the key is held already.
     pub async fn acquire(
         &self,
         tenant: &str,
@@ -144,9 +144,9 @@ impl Leases {
             expires_at: self.expiry(now),
             executions,
         };
-        // a driver started again on an execution (restart, resume, kill after a crash) takes the
-        // key whatever it holds: the conditional claim is for takeovers
-        self.write(Self::key(tenant, root)?, doc, Condition::None)
+        // only if absent: a live driver elsewhere keeps its lease (an action on its execution
+        // is then driven here without one), an expired one is for a tick to claim
+        self.write(Self::key(tenant, root)?, doc, Condition::IfAbsent)
             .await
     }
 
@@ -249,6 +249,11 @@ mod tests {
             .acquire("main", "E1", vec!["E1".into()], t0)
             .await
             .unwrap();
+        // a second driver on the same execution gets no lease while the first one holds it
+        assert!(matches!(
+            b.acquire("main", "E1", vec![], t0).await,
+            Err(LeaseError::Lost(_))
+        ));
         let held = a
             .renew(&held, vec!["E1".into(), "E2".into()], t0)
             .await
