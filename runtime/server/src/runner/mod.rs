@@ -327,34 +327,13 @@ impl Runner {
         id: &str,
         req: StartRequest,
     ) -> Result<Execution, RunError> {
-        let executor = self.catalog.resolve(namespace, id).await?;
-        let now = Utc::now();
-        let seed = req.seed.unwrap_or_else(rand::random::<u64>);
-        let exec = executor.create_execution(seed, now);
-        let files = self.files_of(&exec)?;
-        let mut raw = req.inputs;
-        for (input, name, bytes) in req.files {
-            let uri = files.input_file_uri(&input, &name).map_err(storage)?;
-            files.put(&uri, bytes.into()).await.map_err(storage)?;
-            raw.insert(input, RawInput::File { name, uri });
-        }
-        let ictx = InputContext::new(&exec.id, now, &self.renderer);
-        let inputs = weft_executor::inputs::read_inputs(executor.flow(), &raw, &ictx)
-            .map_err(|e| RunError::Inputs(e.to_string()))?;
-        let mut exec = exec.with_inputs(inputs).with_labels(req.labels);
-        if let Some(trigger) = req.trigger {
-            exec = exec.with_trigger(trigger);
-        }
-        let root = exec.id.clone();
-        let mut lives = HashMap::new();
-        self.create(&mut lives, executor, exec, files, None)
-            .await
-            .map_err(|e| e.into_run(&root))?;
-        self.drive(&mut lives, &root).await?;
-        lives
-            .remove(&root)
-            .and_then(|l| l.current)
-            .map(|c| c.value)
+        let mut session = self.session();
+        let root = session.start(namespace, id, req, false).await?;
+        let far = Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+        session.drive_until(far, |s| s.is_done(&root)).await?;
+        session
+            .execution(&root)
+            .cloned()
             .ok_or_else(|| RunError::Storage("the execution vanished".into()))
     }
 
@@ -439,74 +418,6 @@ impl Runner {
             },
         );
         Ok(())
-    }
-
-    async fn drive(&self, lives: &mut HashMap<String, Live>, root: &str) -> Result<(), RunError> {
-        let (tx, mut rx) = mpsc::unbounded_channel::<Finished>();
-        let mut pending: IndexMap<String, Vec<Event>> = IndexMap::new();
-        let mut timers: BinaryHeap<Reverse<(DateTime<Utc>, String, TimerKey)>> = BinaryHeap::new();
-        let mut attempts: HashMap<(String, String, u32), tokio::task::JoinHandle<()>> =
-            HashMap::new();
-        pending.insert(root.to_string(), vec![Event::Start { running: 0 }]);
-        loop {
-            while let Some((exec_id, events)) = pending.shift_remove_index(0) {
-                let effects = self.step(lives, &exec_id, events).await?;
-                for effect in effects {
-                    self.apply(
-                        lives,
-                        &exec_id,
-                        effect,
-                        &tx,
-                        &mut pending,
-                        &mut timers,
-                        &mut attempts,
-                    )
-                    .await?;
-                }
-            }
-            if lives.get(root).is_none_or(|l| l.done) {
-                for (_, handle) in attempts.drain() {
-                    handle.abort();
-                }
-                return Ok(());
-            }
-            let next_timer = timers.peek().map(|Reverse((at, _, _))| *at);
-            let sleep = async {
-                match next_timer {
-                    Some(at) => {
-                        let wait = (at - Utc::now()).to_std().unwrap_or_default();
-                        tokio::time::sleep(wait).await;
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
-            tokio::select! {
-                finished = rx.recv() => {
-                    let Some(first) = finished else {
-                        return Err(RunError::Storage("the worker channel closed".into()));
-                    };
-                    let mut batch = vec![first];
-                    while let Ok(more) = rx.try_recv() {
-                        batch.push(more);
-                    }
-                    for f in batch {
-                        attempts.remove(&(f.exec_id.clone(), f.result.task_run_id.clone(), f.result.attempt));
-                        pending.entry(f.exec_id).or_default().push(Event::WorkerResult(f.result));
-                    }
-                }
-                () = sleep => {
-                    let now = Utc::now();
-                    while let Some(Reverse((at, _, _))) = timers.peek() {
-                        if *at > now {
-                            break;
-                        }
-                        if let Some(Reverse((_, exec_id, key))) = timers.pop() {
-                            pending.entry(exec_id).or_default().push(Event::Timer(key.0));
-                        }
-                    }
-                }
-            }
-        }
     }
 
     /// One advance of one execution over `events`, persisted with a version condition. The log
@@ -734,11 +645,10 @@ impl Runner {
                 rest.push(effect);
                 continue;
             };
-            let run_id = task_run_id.unwrap_or_default();
-            self.observer.log(exec_id, &run_id, &level, &message);
-            if !run_id.is_empty() {
-                by_run.entry(run_id).or_default().push((level, message));
-            }
+            by_run
+                .entry(task_run_id.unwrap_or_default())
+                .or_default()
+                .push((level, message));
         }
         let Some(live) = lives.get_mut(exec_id).filter(|_| !by_run.is_empty()) else {
             return Ok(rest);
@@ -747,6 +657,13 @@ impl Runner {
         let repo = LogRepo::new(self.store.clone());
         for (run_id, lines) in by_run {
             let task_id = exec.task_run(&run_id).map_or("", |r| r.task_id.as_str());
+            for (level, message) in &lines {
+                self.observer.log(exec_id, task_id, level, message);
+            }
+            if run_id.is_empty() {
+                // the execution's own lines (no task run): reported only
+                continue;
+            }
             let mut logs = AttemptLogs::of(
                 &exec.namespace,
                 &exec.flow_id,
