@@ -54,16 +54,25 @@ impl TestServer {
     }
 
     async fn start_with(token: Option<&str>, basic: Option<&str>) -> TestServer {
+        TestServer::start_config(|c| {
+            c.auth_token = token.map(str::to_string);
+            c.basic_auth = basic.map(str::to_string);
+        })
+        .await
+    }
+
+    /// A server on a fresh local store, with `tweak` applied to its configuration.
+    async fn start_config(tweak: impl FnOnce(&mut ServerConfig)) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
-        let config = ServerConfig {
+        let mut config = ServerConfig {
             listen: "127.0.0.1:0".parse().unwrap(),
             storage: dir.path().join("store").display().to_string(),
-            auth_token: token.map(str::to_string),
-            basic_auth: basic.map(str::to_string),
             wait_timeout_secs: 60,
             shutdown_grace_secs: 5,
             ..ServerConfig::default()
         };
+        tweak(&mut config);
+        let token = config.auth_token.clone();
         config.validate().unwrap();
         let store = weft_store::open(&storage_url(&config.storage).unwrap())
             .await
@@ -83,7 +92,7 @@ impl TestServer {
         TestServer {
             base: format!("http://{addr}"),
             client: reqwest::Client::new(),
-            token: token.map(str::to_string),
+            token,
             stop: Some(stop),
             done: Some(done),
             _dir: dir,
@@ -633,5 +642,93 @@ async fn a_large_execution_is_read_whole_and_deleted_with_its_chunks() {
         .filter(|f| f.contains(&id))
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+    s.stop().await;
+}
+
+const APPROVE: &str = r#"id: approve
+namespace: company.team
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: count
+        type: INT
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.wait.onResume.count + 1 }}"
+"#;
+
+/// Polls an execution until it is in `state` (at most 30 s).
+async fn wait_for(s: &TestServer, id: &str, state: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, exec) = s
+            .json(reqwest::Method::GET, &format!("/api/v1/executions/{id}"))
+            .await;
+        if exec["state"]["current"] == state {
+            return exec;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {state}: {exec:#}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_types_and_validates_on_resume_inputs() {
+    let s = TestServer::start(None).await;
+    assert_eq!(s.create_flow("/api/v1", APPROVE).await.0, StatusCode::OK);
+    let (status, exec) = s
+        .json(
+            reqwest::Method::POST,
+            "/api/v1/executions/company.team/approve",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    let id = exec["id"].as_str().unwrap().to_string();
+    wait_for(&s, &id, "PAUSED").await;
+    let resume = format!("/api/v1/executions/{id}/resume");
+    // missing, then not an INT: refused with the input's name, and the execution stays PAUSED
+    for form in [
+        reqwest::multipart::Form::new(),
+        reqwest::multipart::Form::new().text("count", "many"),
+    ] {
+        let (status, err) = send(s.req(reqwest::Method::POST, &resume).multipart(form)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        assert!(err["message"].as_str().unwrap().contains("count"), "{err}");
+        wait_for(&s, &id, "PAUSED").await;
+    }
+    let form = reqwest::multipart::Form::new().text("count", "41");
+    let (status, body) = send(s.req(reqwest::Method::POST, &resume).multipart(form)).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    let exec = wait_for(&s, &id, "SUCCESS").await;
+    // typed: 41 + 1, not "41" + 1
+    assert_eq!(
+        outputs_of(&exec, "wait")["onResume"]["count"],
+        41,
+        "{exec:#}"
+    );
+    assert_eq!(outputs_of(&exec, "after")["value"], "42", "{exec:#}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_body_over_max_body_bytes_is_refused() {
+    let s = TestServer::start_config(|c| c.max_body_bytes = 4096).await;
+    assert_eq!(s.create_flow("/api/v1", APPROVE).await.0, StatusCode::OK);
+    let start = "/api/v1/executions/company.team/approve";
+    let big = reqwest::multipart::Form::new().text("note", "x".repeat(8192));
+    let (status, err) = send(s.req(reqwest::Method::POST, start).multipart(big)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
+    let json = s
+        .req(reqwest::Method::POST, start)
+        .json(&json!({"note": "y".repeat(8192)}));
+    let (status, err) = send(json).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{err}");
+    // under the limit: started
+    let (status, exec) = s.json(reqwest::Method::POST, start).await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
     s.stop().await;
 }

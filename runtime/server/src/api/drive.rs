@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use serde_json::{Map, Value as Json};
 use tokio::sync::{Notify, oneshot, watch};
 use weft_executor::{Event, Execution, Executor};
 use weft_flow::expr::Renderer;
@@ -42,8 +41,13 @@ pub(crate) enum Init {
 #[derive(Debug)]
 pub(crate) enum Action {
     Restart,
-    Replay { task_run_id: String },
-    Resume { inputs: Map<String, Json> },
+    Replay {
+        task_run_id: String,
+    },
+    /// Resume with `onResume` inputs as sent (typed and validated by the session).
+    Resume {
+        req: StartRequest,
+    },
     Kill,
 }
 
@@ -64,14 +68,17 @@ pub(crate) struct Drivers {
 }
 
 impl Drivers {
-    /// Sends `event` to the execution if a driver of this process has it.
-    pub(crate) fn send(&self, tenant: &str, id: &str, event: Event) -> bool {
-        let sender = self
-            .live
+    /// The sender of the session of this process that drives the execution, if any.
+    pub(crate) fn sender(&self, tenant: &str, id: &str) -> Option<SessionSender> {
+        self.live
             .lock()
             .ok()
-            .and_then(|m| m.get(&format!("{tenant}/{id}")).cloned());
-        sender.is_some_and(|s| s.send(id, event))
+            .and_then(|m| m.get(&format!("{tenant}/{id}")).cloned())
+    }
+
+    /// Sends `event` to the execution if a driver of this process has it.
+    pub(crate) fn send(&self, tenant: &str, id: &str, event: Event) -> bool {
+        self.sender(tenant, id).is_some_and(|s| s.send(id, event))
     }
 
     /// Waits until no driver runs, at most `grace`; returns how many still run.
@@ -308,14 +315,14 @@ async fn take(session: &mut Session<'_>, init: Init) -> Result<Execution, RunErr
             match action {
                 Action::Restart => session.restart(&id).await,
                 Action::Replay { task_run_id } => session.replay(&id, &task_run_id).await,
-                Action::Resume { inputs } => {
+                Action::Resume { req } => {
                     if exec.state.current != weft_executor::State::Paused {
                         return Err(RunError::InvalidState(format!(
                             "execution {id} is {}, only a PAUSED execution can be resumed",
                             exec.state.current.as_str()
                         )));
                     }
-                    session.resume(&id, inputs)?;
+                    session.resume_with(&id, req).await?;
                     Ok(exec)
                 }
                 Action::Kill => {

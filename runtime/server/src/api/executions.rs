@@ -9,7 +9,8 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Map, Value as JsonValue, json};
+use serde_json::{Value as JsonValue, json};
+use weft_engine::Level;
 use weft_executor::inputs::mask_secrets;
 use weft_executor::{Event, Execution, State as ExecState};
 use weft_store::DynStore;
@@ -79,7 +80,7 @@ pub(crate) async fn start(
     let store = tenant.store(&app.store)?;
     let labels = inputs::labels(query.as_deref())?;
     let wait = query_flag(query.as_deref(), "wait");
-    let form = inputs::read(request).await?;
+    let form = inputs::read(request, app.max_body).await?;
     let req = StartRequest {
         inputs: form.values,
         files: form.files,
@@ -211,7 +212,14 @@ pub(crate) async fn logs(
     let store = tenant.store(&app.store)?;
     read(&store, &id).await?;
     let q = query.as_deref();
-    let min = query_value(q, "minLevel").map(|l| level_rank(&l.to_ascii_uppercase()));
+    let min = match query_value(q, "minLevel") {
+        None => None,
+        Some(l) => Some(Level::parse(&l).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "`minLevel` must be TRACE, DEBUG, INFO, WARN or ERROR, not `{l}`"
+            ))
+        })?),
+    };
     let task_run = query_value(q, "taskRunId");
     let task = query_value(q, "taskId");
     let attempt = query_value(q, "attempt").and_then(|a| a.parse::<u64>().ok());
@@ -220,10 +228,15 @@ pub(crate) async fn logs(
     let kept: Vec<JsonValue> = records
         .into_iter()
         .filter(|r| {
-            min.is_none_or(|m| level_rank(&text(r, "level").unwrap_or_default()) >= m)
-                && task_run
-                    .as_ref()
-                    .is_none_or(|t| text(r, "taskRunId").as_ref() == Some(t))
+            // a record without a known level counts as INFO
+            min.is_none_or(|m| {
+                text(r, "level")
+                    .and_then(|l| Level::parse(&l))
+                    .unwrap_or(Level::Info)
+                    >= m
+            }) && task_run
+                .as_ref()
+                .is_none_or(|t| text(r, "taskRunId").as_ref() == Some(t))
                 && task
                     .as_ref()
                     .is_none_or(|t| text(r, "taskId").as_ref() == Some(t))
@@ -232,17 +245,6 @@ pub(crate) async fn logs(
         })
         .collect();
     Ok(Json(JsonValue::Array(kept)))
-}
-
-fn level_rank(level: &str) -> u8 {
-    match level {
-        "TRACE" => 0,
-        "DEBUG" => 1,
-        "INFO" => 2,
-        "WARN" | "WARNING" => 3,
-        "ERROR" => 4,
-        _ => 2,
-    }
 }
 
 /// `GET /executions/{id}/file?path=kestra:///...`: a file of the execution's internal storage.
@@ -320,36 +322,41 @@ pub(crate) async fn resume(
             exec.state.current.as_str()
         )));
     }
-    let form = inputs::read(request).await?;
-    if !form.files.is_empty() {
-        return Err(ApiError::bad_request(
-            "resume takes no files: onResume FILE inputs are not supported yet",
-        ));
-    }
-    let mut values = Map::new();
-    for (k, v) in form.values {
-        let v = match v {
-            weft_executor::inputs::RawInput::Text(s) => JsonValue::String(s),
-            weft_executor::inputs::RawInput::Json(j) => j,
-            weft_executor::inputs::RawInput::File { uri, .. } => JsonValue::String(uri),
-        };
-        values.insert(k, v);
-    }
-    let event = Event::Resume {
-        inputs: values.clone(),
+    let form = inputs::read(request, app.max_body).await?;
+    let req = StartRequest {
+        inputs: form.values,
+        files: form.files,
+        ..StartRequest::default()
     };
-    if !app.drivers.send(&tenant.0, &id, event) {
-        drive::spawn(
-            app.clone(),
-            tenant.0.clone(),
-            store,
-            Init::Load {
-                id,
-                action: Action::Resume { inputs: values },
-            },
-        )
-        .await?;
-    }
+    // the session driving it types and validates the inputs (Kestra's errors for a missing or
+    // invalid `onResume` input) and uploads the files
+    let req = match app.drivers.sender(&tenant.0, &id) {
+        Some(session) => match session.resume(&id, req) {
+            Ok(answer) => {
+                return match answer.await {
+                    Ok(result) => result
+                        .map(|()| StatusCode::NO_CONTENT)
+                        .map_err(ApiError::from),
+                    Err(_) => Err(ApiError::internal(format!(
+                        "the driver of execution {id} stopped while resuming it"
+                    ))),
+                };
+            }
+            // the driver ended meanwhile: resume from storage as below
+            Err(req) => req,
+        },
+        None => req,
+    };
+    drive::spawn(
+        app.clone(),
+        tenant.0.clone(),
+        store,
+        Init::Load {
+            id,
+            action: Action::Resume { req },
+        },
+    )
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -361,7 +368,7 @@ pub(crate) async fn restart(
     Path(id): Path<String>,
 ) -> ApiResult<Json<JsonValue>> {
     let store = tenant.store(&app.store)?;
-    read(&store, &id).await?;
+    // an unknown id is a 404 from the driver's read
     let driven = drive::spawn(
         app.clone(),
         tenant.0.clone(),

@@ -11,6 +11,16 @@ use weft_executor::inputs::RawInput;
 
 use super::error::{ApiError, ApiResult};
 
+/// The body, refused with 413 past `limit` bytes.
+async fn body_bytes(body: axum::body::Body, limit: usize) -> ApiResult<axum::body::Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("cannot read the body (the limit is {limit} bytes, max_body_bytes): {e}"),
+        )
+    })
+}
+
 /// Values and files of a form.
 #[derive(Debug, Default)]
 pub(crate) struct FormInputs {
@@ -19,8 +29,9 @@ pub(crate) struct FormInputs {
     pub(crate) files: Vec<(String, String, Vec<u8>)>,
 }
 
-/// Reads the inputs of a request body (multipart, JSON object, or empty).
-pub(crate) async fn read(req: Request) -> ApiResult<FormInputs> {
+/// Reads the inputs of a request body (multipart, JSON object, or empty) of at most `limit`
+/// bytes (`max_body_bytes`).
+pub(crate) async fn read(req: Request, limit: usize) -> ApiResult<FormInputs> {
     let content_type = req
         .headers()
         .get(CONTENT_TYPE)
@@ -29,9 +40,7 @@ pub(crate) async fn read(req: Request) -> ApiResult<FormInputs> {
         .to_ascii_lowercase();
     if content_type.starts_with("multipart/form-data") {
         let (parts, body) = req.into_parts();
-        let bytes = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+        let bytes = body_bytes(body, limit).await?;
         if is_empty_form(&bytes) {
             return Ok(FormInputs::default());
         }
@@ -41,9 +50,7 @@ pub(crate) async fn read(req: Request) -> ApiResult<FormInputs> {
             .map_err(|e| ApiError::bad_request(format!("invalid multipart body: {e}")))?;
         return read_multipart(multipart).await;
     }
-    let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
-        .await
-        .map_err(|e| ApiError::bad_request(format!("cannot read the body: {e}")))?;
+    let bytes = body_bytes(req.into_body(), limit).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(FormInputs::default());
     }

@@ -54,6 +54,8 @@ pub(crate) struct App {
     /// The leases of the executions this process drives.
     pub(crate) leases: Leases,
     pub(crate) wait_timeout: Duration,
+    /// The largest request body (`max_body_bytes`), for handlers that read the body themselves.
+    pub(crate) max_body: usize,
     /// False once shutdown began (`/ready` answers 503).
     pub(crate) accepting: AtomicBool,
 }
@@ -163,6 +165,7 @@ impl Server {
             drivers: Drivers::default(),
             leases: Leases::new(store.clone(), Duration::from_secs(config.lease_ttl_secs)),
             wait_timeout: Duration::from_secs(config.wait_timeout_secs),
+            max_body: config.max_body_bytes,
             accepting: AtomicBool::new(true),
         });
         Ok(Server {

@@ -11,7 +11,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use weft_executor::inputs::{InputContext, RawInput};
 use weft_executor::{Event, Execution, State};
 use weft_store::repo::Versioned;
@@ -64,20 +64,69 @@ impl Runner {
 /// What woke the driver up.
 enum Wake {
     Finished(Option<Finished>),
-    External(Option<(String, Event)>),
+    External(Option<External>),
     Timer,
+}
+
+/// What another task asks of a session's executions.
+enum External {
+    /// Queue an event.
+    Event(String, Event),
+    /// Resume with `onResume` inputs as sent ([`Session::resume_with`]), answering whether they
+    /// were valid.
+    Resume(String, StartRequest, oneshot::Sender<Result<(), RunError>>),
 }
 
 /// Sends events (kill, resume) to the executions of a [`Session`] from elsewhere (another
 /// task): they are applied at the session's next step, while it drives.
 #[derive(Debug, Clone)]
-pub struct SessionSender(mpsc::UnboundedSender<(String, Event)>);
+pub struct SessionSender(mpsc::UnboundedSender<External>);
+
+impl std::fmt::Debug for External {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            External::Event(id, e) => write!(f, "Event({id}, {e:?})"),
+            External::Resume(id, ..) => write!(f, "Resume({id})"),
+        }
+    }
+}
 
 impl SessionSender {
     /// Queues `event` for execution `id`; false when the session is gone.
     pub fn send(&self, id: &str, event: Event) -> bool {
-        self.0.send((id.to_string(), event)).is_ok()
+        self.0.send(External::Event(id.to_string(), event)).is_ok()
     }
+
+    /// Asks the session to resume execution `id` with `onResume` inputs as sent (typed and
+    /// validated there); the receiver answers whether they were valid. `Err(req)` when the
+    /// session is gone.
+    pub fn resume(
+        &self,
+        id: &str,
+        req: StartRequest,
+    ) -> Result<oneshot::Receiver<Result<(), RunError>>, StartRequest> {
+        let (tx, rx) = oneshot::channel();
+        match self.0.send(External::Resume(id.to_string(), req, tx)) {
+            Ok(()) => Ok(rx),
+            Err(mpsc::error::SendError(External::Resume(_, req, _))) => Err(req),
+            Err(_) => Err(StartRequest::default()),
+        }
+    }
+}
+
+/// Uploads FILE inputs (input id, file name, bytes) into the execution's storage and adds them
+/// to `values` by URI.
+async fn upload_files(
+    files: &weft_store::repo::ExecutionFiles,
+    uploads: Vec<(String, String, Vec<u8>)>,
+    values: &mut IndexMap<String, RawInput>,
+) -> Result<(), RunError> {
+    for (input, name, bytes) in uploads {
+        let uri = files.input_file_uri(&input, &name).map_err(storage)?;
+        files.put(&uri, bytes.into()).await.map_err(storage)?;
+        values.insert(input, RawInput::File { name, uri });
+    }
+    Ok(())
 }
 
 type Timers = BinaryHeap<Reverse<(DateTime<Utc>, String, TimerKey)>>;
@@ -91,8 +140,8 @@ pub struct Session<'r> {
     attempts: HashMap<(String, String, u32), tokio::task::JoinHandle<()>>,
     tx: mpsc::UnboundedSender<Finished>,
     rx: mpsc::UnboundedReceiver<Finished>,
-    ext_tx: mpsc::UnboundedSender<(String, Event)>,
-    ext_rx: mpsc::UnboundedReceiver<(String, Event)>,
+    ext_tx: mpsc::UnboundedSender<External>,
+    ext_rx: mpsc::UnboundedReceiver<External>,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -129,11 +178,7 @@ impl Session<'_> {
         let exec = executor.create_execution(req.seed.unwrap_or_else(rand::random::<u64>), now);
         let files = runner.files_of(&exec)?;
         let mut values = req.inputs;
-        for (input, name, bytes) in req.files {
-            let uri = files.input_file_uri(&input, &name).map_err(storage)?;
-            files.put(&uri, bytes.into()).await.map_err(storage)?;
-            values.insert(input, RawInput::File { name, uri });
-        }
+        upload_files(&files, req.files, &mut values).await?;
         let ictx = InputContext::new(&exec.id, now, &runner.renderer);
         let inputs = if raw {
             let json: IndexMap<String, Json> = values
@@ -287,10 +332,10 @@ impl Session<'_> {
                     return Err(RunError::Storage("the worker channel closed".into()));
                 }
                 Wake::External(None) => {}
-                Wake::External(Some((id, event))) => {
-                    self.pending.entry(id).or_default().push(event);
-                    while let Ok((id, event)) = self.ext_rx.try_recv() {
-                        self.pending.entry(id).or_default().push(event);
+                Wake::External(Some(first)) => {
+                    self.external(first).await;
+                    while let Ok(more) = self.ext_rx.try_recv() {
+                        self.external(more).await;
                     }
                 }
                 Wake::Finished(Some(first)) => {
@@ -324,6 +369,16 @@ impl Session<'_> {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Applies what another task asked (see [`SessionSender`]).
+    async fn external(&mut self, ask: External) {
+        match ask {
+            External::Event(id, event) => self.pending.entry(id).or_default().push(event),
+            External::Resume(id, req, reply) => {
+                let _ = reply.send(self.resume_with(&id, req).await);
             }
         }
     }
@@ -387,11 +442,7 @@ impl Session<'_> {
         let executor = live.executor.clone();
         let files = live.files.clone();
         let mut values = req.inputs;
-        for (input, name, bytes) in req.files {
-            let uri = files.input_file_uri(&input, &name).map_err(storage)?;
-            files.put(&uri, bytes.into()).await.map_err(storage)?;
-            values.insert(input, RawInput::File { name, uri });
-        }
+        upload_files(&files, req.files, &mut values).await?;
         let exec = &live.current(&self.runner.repo(), id).await?.value;
         let ictx = InputContext::new(&exec.id, Utc::now(), &self.runner.renderer);
         let inputs = executor
