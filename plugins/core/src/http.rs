@@ -265,7 +265,11 @@ impl Task for Download {
             .to_string();
         // the body goes straight to internal storage, never through this plugin's memory
         let resp = ctx.download(&req, &name)?;
-        check_status(&req, &uri, resp.status, allow_failed)?;
+        if let Err(e) = check_status(&req, &uri, resp.status, allow_failed) {
+            // the error page is not the file asked for: leave nothing behind
+            ctx.delete_file(&resp.uri)?;
+            return Err(e);
+        }
         let fail_on_empty = match &self.fail_on_empty_response {
             Some(f) => ctx.render(f)?,
             None => true,

@@ -141,7 +141,18 @@ impl HttpClient {
             };
             let store = host.write_file_stream(uri, Box::pin(reader));
             let (pumped, stored) = tokio::join!(pump, store);
-            let length = pumped?;
+            let length = match pumped {
+                Ok(length) => length,
+                Err(e) => {
+                    // the store saw the body end early and kept what came: drop the cut-off file
+                    if stored.is_ok()
+                        && let Err(d) = host.delete_file(uri).await
+                    {
+                        tracing::warn!(%uri, error = %d, "could not delete a partial download");
+                    }
+                    return Err(e);
+                }
+            };
             stored.map_err(|e| HttpError::Transport(format!("storing the body in {uri}: {e}")))?;
             Ok((status, headers, length))
         };

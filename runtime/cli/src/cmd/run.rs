@@ -64,7 +64,7 @@ async fn run_async(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     catalog.add(&flow, &registry, renderer.clone())?;
-    let store = weft_store::open(&storage_url(&args.store)?)
+    let store = weft_store::open(&weft_server::setup::storage_url(&args.store)?)
         .await
         .with_context(|| format!("cannot open the store {}", args.store))?;
 
@@ -127,10 +127,6 @@ fn read_flow(path: &Path, registry: &weft_flow::Registry) -> anyhow::Result<weft
             bail!("{} is not a valid flow", path.display())
         }
     }
-}
-
-fn storage_url(store: &str) -> anyhow::Result<String> {
-    Ok(weft_server::setup::storage_url(store)?)
 }
 
 fn split_pair<'a>(kv: &'a str, flag: &str) -> anyhow::Result<(&'a str, &'a str)> {

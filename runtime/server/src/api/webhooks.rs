@@ -178,19 +178,22 @@ pub(crate) async fn call(
         app.metrics.webhook("not_found");
         return Err(not_found());
     };
-    let flow = weft_flow::parse_flow(&rev.source, &app.setup.registry)
-        .map_err(|_| {
-            ApiError::unprocessable(format!(
-                "flow {namespace}.{flow_id} revision {} is not valid any more; fix it with PUT /api/v1/flows/{namespace}/{flow_id}",
-                rev.revision
-            ))
-        })?
-        .flow;
+    // before a key matched, a caller learns nothing but "not found": not whether the flow
+    // exists, is disabled or is broken (the log says which)
+    let flow = match weft_flow::parse_flow(&rev.source, &app.setup.registry) {
+        Ok(parsed) => parsed.flow,
+        Err(_) => {
+            tracing::warn!(
+                namespace = %namespace, flow = %flow_id, revision = rev.revision,
+                "webhook on a flow revision that is not valid any more; fix it with PUT"
+            );
+            app.metrics.webhook("not_found");
+            return Err(not_found());
+        }
+    };
     if flow.disabled {
         app.metrics.webhook("not_found");
-        return Err(ApiError::not_found(format!(
-            "flow {namespace}.{flow_id} is disabled"
-        )));
+        return Err(not_found());
     }
     let flow_vars = json!({
         "flow": { "id": flow.id, "namespace": flow.namespace, "revision": rev.revision },

@@ -19,6 +19,21 @@ use crate::repo::names;
 /// Length of the formatted start date in a key.
 const DATE_LEN: usize = "2024-01-01T00:00:00.000Z".len();
 
+/// The key of an entry of `namespace` from what follows `index/executions/{namespace}/` in its
+/// storage key: `{flowId}/{startDate}-{executionId}`.
+fn parse_key(namespace: &str, rest: &str) -> Option<IndexKey> {
+    let (flow_id, name) = rest.split_once('/')?;
+    let date = name.get(..DATE_LEN)?;
+    let id = name.get(DATE_LEN..)?.strip_prefix('-')?;
+    let start_date = DateTime::parse_from_rfc3339(date).ok()?.with_timezone(&Utc);
+    Some(IndexKey {
+        namespace: namespace.to_owned(),
+        flow_id: flow_id.to_owned(),
+        id: id.to_owned(),
+        start_date,
+    })
+}
+
 /// One indexed execution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -171,19 +186,7 @@ impl ExecutionIndex {
         })?;
         Ok(entries
             .iter()
-            .filter_map(|e| {
-                let rest = e.key.as_str().get(base_len..)?;
-                let (flow_id, name) = rest.split_once('/')?;
-                let date = name.get(..DATE_LEN)?;
-                let id = name.get(DATE_LEN..)?.strip_prefix('-')?;
-                let start_date = DateTime::parse_from_rfc3339(date).ok()?.with_timezone(&Utc);
-                Some(IndexKey {
-                    namespace: query.namespace.to_owned(),
-                    flow_id: flow_id.to_owned(),
-                    id: id.to_owned(),
-                    start_date,
-                })
-            })
+            .filter_map(|e| parse_key(&query.namespace, e.key.as_str().get(base_len..)?))
             .filter(|k| query.from.is_none_or(|f| k.start_date >= trunc(&f)))
             .filter(|k| query.to.is_none_or(|t| k.start_date < t))
             .collect())
@@ -218,16 +221,7 @@ impl ExecutionIndex {
                 {
                     return None;
                 }
-                let (flow_id, name) = rest.split_once('/')?;
-                let date = name.get(..DATE_LEN)?;
-                let id = name.get(DATE_LEN..)?.strip_prefix('-')?;
-                let start_date = DateTime::parse_from_rfc3339(date).ok()?.with_timezone(&Utc);
-                Some(IndexKey {
-                    namespace: ns.to_owned(),
-                    flow_id: flow_id.to_owned(),
-                    id: id.to_owned(),
-                    start_date,
-                })
+                parse_key(ns, rest)
             })
             .collect())
     }

@@ -46,12 +46,15 @@ impl ServerProcess {
             .arg("127.0.0.1:0")
             .arg("--storage")
             .arg(dir.path().join("store"))
-            .env_remove("WEFT_AUTH_TOKEN")
-            .env_remove("WEFT_LISTEN")
-            .env_remove("WEFT_STORAGE")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        // only the case's settings: none of the caller's (a token, basic auth, a store, ...)
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("WEFT_") {
+                cmd.env_remove(k);
+            }
+        }
         for (k, v) in env {
             let text = v.as_str().map_or_else(|| v.to_string(), str::to_string);
             cmd.env(k, text);
@@ -132,9 +135,13 @@ pub(crate) fn run(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
         files.push(need.to_string());
     }
     files.push(case.file.clone());
-    let inner = env.inner()?;
+    // the server child loads the plugins; this process only needs an HTTP client
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
     let server = ServerProcess::start(&server_env)?;
-    inner.rt.block_on(async {
+    rt.block_on(async {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
             .build()
