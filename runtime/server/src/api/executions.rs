@@ -343,7 +343,7 @@ pub(crate) async fn resume(
                 };
             }
             // the driver ended meanwhile: resume from storage as below
-            Err(req) => req,
+            Err(req) => *req,
         },
         None => req,
     };

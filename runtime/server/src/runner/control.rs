@@ -104,12 +104,12 @@ impl SessionSender {
         &self,
         id: &str,
         req: StartRequest,
-    ) -> Result<oneshot::Receiver<Result<(), RunError>>, StartRequest> {
+    ) -> Result<oneshot::Receiver<Result<(), RunError>>, Box<StartRequest>> {
         let (tx, rx) = oneshot::channel();
         match self.0.send(External::Resume(id.to_string(), req, tx)) {
             Ok(()) => Ok(rx),
-            Err(mpsc::error::SendError(External::Resume(_, req, _))) => Err(req),
-            Err(_) => Err(StartRequest::default()),
+            Err(mpsc::error::SendError(External::Resume(_, req, _))) => Err(Box::new(req)),
+            Err(_) => Err(Box::default()),
         }
     }
 }

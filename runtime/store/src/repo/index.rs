@@ -186,7 +186,7 @@ impl ExecutionIndex {
         })?;
         Ok(entries
             .iter()
-            .filter_map(|e| parse_key(&query.namespace, e.key.as_str().get(base_len..)?))
+            .filter_map(|e| parse_key(query.namespace, e.key.as_str().get(base_len..)?))
             .filter(|k| query.from.is_none_or(|f| k.start_date >= trunc(&f)))
             .filter(|k| query.to.is_none_or(|t| k.start_date < t))
             .collect())
