@@ -732,3 +732,60 @@ async fn an_execution_body_over_max_body_bytes_is_refused() {
     assert_eq!(status, StatusCode::OK, "{exec}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_repeated_with_the_same_idempotency_key_answers_the_first_execution() {
+    let s = TestServer::start(None).await;
+    assert_eq!(s.create_flow("/api/v1", FLOW).await.0, StatusCode::OK);
+    let hook = "/api/v1/executions/webhook/company.team/hello/s3cret-key";
+    let call = |key: &str, wait: bool| {
+        let path = if wait {
+            format!("{hook}?wait=true")
+        } else {
+            hook.to_string()
+        };
+        s.req(reqwest::Method::POST, &path)
+            .header("idempotency-key", key)
+            .json(&json!({"n": 1}))
+    };
+    let (status, first) = send(call("order-17", true)).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["state"]["current"], "SUCCESS", "{first}");
+    // the same key again, with and without wait: the same execution, nothing started
+    for wait in [true, false] {
+        let (status, again) = send(call("order-17", wait)).await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(again["id"], first["id"]);
+        assert_eq!(again["state"]["current"], "SUCCESS");
+    }
+    // another key starts another execution; the same key on the start route of the same flow
+    // names the same execution
+    let (_, other) = send(call("order-18", false)).await;
+    assert_ne!(other["id"], first["id"]);
+    let (status, started) = send(
+        s.req(
+            reqwest::Method::POST,
+            "/api/v1/executions/company.team/hello",
+        )
+        .header("idempotency-key", "order-17"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{started}");
+    assert_eq!(started["id"], first["id"]);
+    // a key that is not visible ASCII, or too long: 400, nothing started
+    for bad in ["", &"k".repeat(256)] {
+        let (status, err) = send(call(bad, false)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{err}");
+        assert!(err["message"].as_str().unwrap().contains("Idempotency-Key"));
+    }
+    let other_id = other["id"].as_str().unwrap().to_string();
+    wait_for(&s, &other_id, "SUCCESS").await;
+    let (_, found) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/executions/search?namespace=company.team",
+        )
+        .await;
+    assert_eq!(found["total"], 2, "{found}");
+    s.stop().await;
+}

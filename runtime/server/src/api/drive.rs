@@ -151,8 +151,21 @@ pub(crate) async fn spawn(
     app: Arc<App>,
     tenant: String,
     store: DynStore,
-    init: Init,
+    mut init: Init,
 ) -> Result<Driven, RunError> {
+    // a new execution's id is known before it is created, so its lease is written first: a
+    // process that dies right after creating it leaves a lease that a tick takes over (one
+    // that dies before creating it leaves a lease of nothing, which the tick deletes). Not
+    // with FILE inputs: their upload may outlast the lease, which a tick would then claim.
+    let new_id = match &mut init {
+        Init::Start { req, .. } => {
+            let seed = *req.seed.get_or_insert_with(rand::random::<u64>);
+            req.files
+                .is_empty()
+                .then(|| weft_executor::ids::execution_id(seed))
+        }
+        _ => None,
+    };
     let (first_tx, first_rx) = oneshot::channel::<Result<Execution, RunError>>();
     let (done_tx, done_rx) = watch::channel(None);
     app.drivers.running.fetch_add(1, Ordering::SeqCst);
@@ -169,18 +182,23 @@ pub(crate) async fn spawn(
             Catalog::from_source(source),
         );
         let mut session = runner.session();
-        let claimed = match &init {
-            Init::TakeOver { lease } => Some(lease.clone()),
+        let taking_over = matches!(init, Init::TakeOver { .. });
+        let mut lease = match (&init, &new_id) {
+            (Init::TakeOver { lease }, _) => Some(lease.clone()),
+            (_, Some(id)) => acquire(&app, &tenant, id, vec![id.clone()]).await,
             _ => None,
         };
         match take(&mut session, init).await {
             Err(e) => {
-                if let Some(lease) = &claimed {
-                    tracing::error!(root = %lease.doc().root, error = %e, "could not take the executions over");
-                    if matches!(e, RunError::UnknownExecution(_)) {
-                        // deleted since: nothing is left to take over
-                        app.leases.release(lease).await;
-                    }
+                if taking_over {
+                    tracing::error!(error = %e, "could not take the executions over");
+                }
+                // a start that created nothing (refused inputs, an id that exists: a repeated
+                // idempotent request) or a takeover of executions deleted since: nothing to hold;
+                // any other takeover failure keeps the lease for a later tick to try again
+                let nothing_held = !taking_over || matches!(e, RunError::UnknownExecution(_));
+                if let Some(lease) = lease.as_ref().filter(|_| nothing_held) {
+                    app.leases.release(lease).await;
                 }
                 let _ = first_tx.send(Err(e));
             }
@@ -190,14 +208,14 @@ pub(crate) async fn spawn(
                 if let Ok(mut m) = app.drivers.live.lock() {
                     m.insert(key.clone(), session.sender());
                 }
-                if claimed.is_none() {
+                if !taking_over {
                     app.metrics.execution_started();
                 }
                 let _ = first_tx.send(Ok(first));
-                let lease = match claimed {
-                    Some(lease) => Some(lease),
-                    None => acquire(&app, &tenant, &id, &session).await,
-                };
+                if lease.is_none() && new_id.is_none() {
+                    // an action on a stored execution, or a start with files
+                    lease = acquire(&app, &tenant, &id, session.unfinished()).await;
+                }
                 if let Err(e) = drive(&app, &mut session, &id, lease, &done_tx).await {
                     tracing::error!(execution = %id, error = %e, "the execution's driver stopped");
                 }
@@ -222,12 +240,8 @@ pub(crate) async fn spawn(
 
 /// Takes the lease of a new driver; `None` when another live process holds the key (the
 /// execution is then driven here without a lease, as an action on it needs) or storage failed.
-async fn acquire(app: &App, tenant: &str, id: &str, session: &Session<'_>) -> Option<Lease> {
-    match app
-        .leases
-        .acquire(tenant, id, session.unfinished(), Utc::now())
-        .await
-    {
+async fn acquire(app: &App, tenant: &str, id: &str, executions: Vec<String>) -> Option<Lease> {
+    match app.leases.acquire(tenant, id, executions, Utc::now()).await {
         Ok(lease) => Some(lease),
         Err(LeaseError::Lost(_)) => None,
         Err(e) => {

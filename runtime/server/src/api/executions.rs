@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value as JsonValue, json};
 use weft_engine::Level;
@@ -21,7 +21,7 @@ use super::drive::{self, Action, Init};
 use super::error::{ApiError, ApiResult};
 use super::inputs::{self, query_flag, query_value};
 use super::tenant::Tenant;
-use crate::runner::StartRequest;
+use crate::runner::{RunError, StartRequest};
 
 /// An execution as the API shows it (secret inputs masked).
 pub(crate) fn exec_json(exec: &Execution) -> JsonValue {
@@ -40,7 +40,43 @@ pub(crate) async fn read(store: &DynStore, id: &str) -> ApiResult<Execution> {
         .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))
 }
 
-/// Starts an execution and answers it: as created, or terminated with `wait`.
+/// The longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// The seed of the execution a start with an `Idempotency-Key` header creates: the same key on
+/// the same flow of the same tenant gives the same execution id, so a request repeated (a client
+/// retrying after a lost answer, a load balancer retrying on another instance) answers the
+/// execution the first one created instead of starting a second one. A 400 for a key that is
+/// empty, longer than 255 bytes or not visible ASCII.
+pub(crate) fn idempotency_seed(
+    headers: &HeaderMap,
+    tenant: &Tenant,
+    namespace: &str,
+    flow_id: &str,
+) -> ApiResult<Option<u64>> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.as_bytes();
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.iter().all(|b| b.is_ascii_graphic() || *b == b' ')
+    {
+        return Err(ApiError::bad_request(format!(
+            "header Idempotency-Key: must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+        )));
+    }
+    Ok(Some(weft_executor::ids::hash64(&[
+        b"idempotency-key",
+        tenant.0.as_bytes(),
+        namespace.as_bytes(),
+        flow_id.as_bytes(),
+        key,
+    ])))
+}
+
+/// Starts an execution and answers it: as created, or terminated with `wait`. A start whose
+/// `seed` (from an `Idempotency-Key`) names an execution that exists answers that one.
 pub(crate) async fn start_and_answer(
     app: Arc<App>,
     tenant: &Tenant,
@@ -50,7 +86,7 @@ pub(crate) async fn start_and_answer(
     req: StartRequest,
     wait: bool,
 ) -> ApiResult<Json<JsonValue>> {
-    let mut driven = drive::spawn(
+    let started = drive::spawn(
         app.clone(),
         tenant.0.clone(),
         store.clone(),
@@ -60,7 +96,12 @@ pub(crate) async fn start_and_answer(
             req,
         },
     )
-    .await?;
+    .await;
+    let mut driven = match started {
+        Ok(driven) => driven,
+        Err(RunError::Exists(id)) => return answer_existing(&app, &store, &id, wait).await,
+        Err(e) => return Err(e.into()),
+    };
     if !wait {
         return Ok(Json(exec_json(&driven.first)));
     }
@@ -68,6 +109,27 @@ pub(crate) async fn start_and_answer(
     let exec = read(&store, &driven.first.id).await?;
     Ok(Json(exec_json(&exec)))
 }
+
+/// Answers an execution a repeated start created earlier: as it is, or once it terminated with
+/// `wait` (it may be driven by another instance: read from storage until then).
+async fn answer_existing(
+    app: &App,
+    store: &DynStore,
+    id: &str,
+    wait: bool,
+) -> ApiResult<Json<JsonValue>> {
+    let deadline = tokio::time::Instant::now() + app.wait_timeout;
+    loop {
+        let exec = read(store, id).await?;
+        if !wait || exec.state.current.is_terminal() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(exec_json(&exec)));
+        }
+        tokio::time::sleep(EXISTING_POLL).await;
+    }
+}
+
+/// How often a repeated `?wait=true` start reads the execution it waits for.
+const EXISTING_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// `POST /executions/{namespace}/{flowId}`.
 pub(crate) async fn start(
@@ -80,11 +142,13 @@ pub(crate) async fn start(
     let store = tenant.store(&app.store)?;
     let labels = inputs::labels(query.as_deref())?;
     let wait = query_flag(query.as_deref(), "wait");
+    let seed = idempotency_seed(request.headers(), &tenant, &namespace, &flow_id)?;
     let form = inputs::read(request, app.max_body).await?;
     let req = StartRequest {
         inputs: form.values,
         files: form.files,
         labels,
+        seed,
         ..StartRequest::default()
     };
     start_and_answer(app, &tenant, store, namespace, flow_id, req, wait).await

@@ -22,7 +22,7 @@ use weft_store::repo::FlowRepo;
 use super::App;
 use super::auth::same_secret;
 use super::error::{ApiError, ApiResult};
-use super::executions::start_and_answer;
+use super::executions::{idempotency_seed, start_and_answer};
 use super::inputs::{query_flag, query_pairs};
 use super::secrets::EnvSecrets;
 use super::tenant::Tenant;
@@ -214,6 +214,7 @@ pub(crate) async fn call(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let mut req = StartRequest {
+        seed: idempotency_seed(&headers, &tenant, &namespace, &flow_id)?,
         trigger: Some(json!({
             "id": trigger.id,
             "type": trigger.type_name,
