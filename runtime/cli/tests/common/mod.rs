@@ -11,7 +11,8 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// A `weft server` process on `store`, ticking every `tick` seconds (0: never).
+/// A `weft server` process on `store`, ticking every `tick` seconds (0: never), with leases of
+/// 3 s.
 pub struct Instance {
     child: Child,
     pub url: String,
@@ -19,11 +20,16 @@ pub struct Instance {
 
 impl Instance {
     pub fn start(store: &Path, tick: u32) -> Instance {
+        Instance::start_on(&store.display().to_string(), "127.0.0.1:0", tick, &[])
+    }
+
+    /// On storage URL `storage`, listening on `listen`, with more environment variables.
+    pub fn start_on(storage: &str, listen: &str, tick: u32, env: &[(&str, &str)]) -> Instance {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["server", "--listen", "127.0.0.1:0", "--storage"])
-            .arg(store)
+            .args(["server", "--listen", listen, "--storage", storage])
             .env("WEFT_LEASE_TTL_SECS", "3")
             .env("WEFT_TICK_INTERVAL_SECS", tick.to_string())
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -39,6 +45,21 @@ impl Instance {
             .to_string();
         Instance { child, url }
     }
+
+    /// Kills the process with SIGKILL (no graceful shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port of 127.0.0.1 (free when probed).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl Drop for Instance {

@@ -208,7 +208,9 @@ pub(crate) async fn spawn(
                 if let Ok(mut m) = app.drivers.live.lock() {
                     m.insert(key.clone(), session.sender());
                 }
-                if !taking_over {
+                if taking_over {
+                    app.metrics.taken_over(session.unfinished().len());
+                } else {
                     app.metrics.execution_started();
                 }
                 let _ = first_tx.send(Ok(first));

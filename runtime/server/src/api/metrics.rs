@@ -1,5 +1,6 @@
 //! Prometheus metrics of this process (text exposition format): executions started and ended
-//! by state, HTTP requests by status class, and the storage requests and conflicts of the store.
+//! by state, executions taken over from a dead process, HTTP requests by status class, and the
+//! storage requests and conflicts of the store.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,6 +13,7 @@ use weft_store::RequestCounts;
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
     started: AtomicU64,
+    taken_over: AtomicU64,
     ended: Mutex<BTreeMap<String, u64>>,
     webhooks: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -19,6 +21,12 @@ pub(crate) struct Metrics {
 impl Metrics {
     pub(crate) fn execution_started(&self) {
         self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Executions of an expired lease this process took over.
+    pub(crate) fn taken_over(&self, executions: usize) {
+        self.taken_over
+            .fetch_add(executions as u64, Ordering::Relaxed);
     }
 
     pub(crate) fn execution_ended(&self, state: &str) {
@@ -40,6 +48,11 @@ impl Metrics {
             out,
             "# HELP weft_executions_started_total Executions started by this process.\n# TYPE weft_executions_started_total counter\nweft_executions_started_total {}",
             self.started.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weft_executions_taken_over_total Executions of an expired lease (their process died) this process took over.\n# TYPE weft_executions_taken_over_total counter\nweft_executions_taken_over_total {}",
+            self.taken_over.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,
@@ -98,11 +111,16 @@ mod tests {
         m.execution_ended("SUCCESS");
         m.execution_ended("FAILED");
         m.execution_ended("SUCCESS");
+        m.taken_over(3);
         let text = m.render(&RequestCounts {
             put: 7,
             ..Default::default()
         });
         assert!(text.contains("weft_executions_started_total 2\n"), "{text}");
+        assert!(
+            text.contains("weft_executions_taken_over_total 3\n"),
+            "{text}"
+        );
         assert!(text.contains("weft_executions_ended_total{state=\"SUCCESS\"} 2\n"));
         assert!(text.contains("weft_executions_ended_total{state=\"FAILED\"} 1\n"));
         assert!(text.contains("weft_storage_requests_total{kind=\"put\"} 7\n"));
