@@ -50,6 +50,9 @@ pub const SEEN_MAX: usize = 200;
 pub struct Source<'a> {
     /// Its id.
     pub execution_id: &'a str,
+    /// Which end of the execution this is (e.g. the length of its state history): an execution
+    /// restarted and terminated again is a new source, the same end seen twice is not.
+    pub termination: usize,
     /// Its namespace.
     pub namespace: &'a str,
     /// Its flow id.
@@ -85,10 +88,11 @@ pub struct FlowTriggerState {
     /// Per multiple condition (by id), its current window.
     #[serde(default)]
     pub windows: std::collections::BTreeMap<String, WindowState>,
-    /// The last source executions recorded, oldest first (at most [`SEEN_MAX`]).
+    /// The last source executions recorded (`{executionId}#{termination}`), oldest first (at
+    /// most [`SEEN_MAX`]).
     #[serde(default)]
     pub seen: VecDeque<String>,
-    /// The source execution of the last fire.
+    /// The source (`{executionId}#{termination}`) of the last fire.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_fire: Option<String>,
 }
@@ -306,8 +310,9 @@ impl FlowTrigger {
         src: &Source<'_>,
         renderer: &Renderer,
     ) -> Result<bool, String> {
-        if state.seen.iter().any(|s| s == src.execution_id) {
-            return Ok(state.last_fire.as_deref() == Some(src.execution_id));
+        let key = format!("{}#{}", src.execution_id, src.termination);
+        if state.seen.contains(&key) {
+            return Ok(state.last_fire.as_ref() == Some(&key));
         }
         // evaluate every condition first: an error leaves the state as it was
         let mut met = Vec::with_capacity(self.multiples.len());
@@ -320,7 +325,7 @@ impl FlowTrigger {
             }
             met.push(names);
         }
-        state.seen.push_back(src.execution_id.to_string());
+        state.seen.push_back(key.clone());
         while state.seen.len() > SEEN_MAX {
             state.seen.pop_front();
         }
@@ -349,7 +354,7 @@ impl FlowTrigger {
                 w.results.clear();
             }
         }
-        state.last_fire = Some(src.execution_id.to_string());
+        state.last_fire = Some(key);
         Ok(true)
     }
 

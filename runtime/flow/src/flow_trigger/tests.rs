@@ -51,6 +51,7 @@ impl Exec {
     fn src(&self) -> Source<'_> {
         Source {
             execution_id: &self.id,
+            termination: 4,
             namespace: &self.namespace,
             flow_id: &self.flow_id,
             flow_revision: 3,
