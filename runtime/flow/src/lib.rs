@@ -9,6 +9,7 @@ pub mod cron;
 pub mod diagnostic;
 pub mod duration;
 pub mod expr;
+pub mod flow_trigger;
 pub mod ids;
 pub mod model;
 pub mod parse;

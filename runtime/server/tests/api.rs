@@ -789,3 +789,53 @@ async fn a_start_repeated_with_the_same_idempotency_key_answers_the_first_execut
     assert_eq!(found["total"], 2, "{found}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_flow_with_a_flow_trigger_runs_after_the_execution_it_listens_to() {
+    let s = TestServer::start(None).await;
+    let listener = r#"id: listener
+namespace: other.team
+tasks:
+  - id: said
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.flowId }} said {{ inputs.said }}"
+triggers:
+  - id: after-hello
+    type: io.kestra.plugin.core.trigger.Flow
+    inputs:
+      said: "{{ outputs.shout.value }}"
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: company.team
+        flowId: hello
+"#;
+    assert_eq!(s.create_flow("/api/v1", FLOW).await.0, StatusCode::OK);
+    assert_eq!(s.create_flow("/api/v1", listener).await.0, StatusCode::OK);
+    let (status, exec) = send(s.req(
+        reqwest::Method::POST,
+        "/api/v1/executions/company.team/hello?wait=true",
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let found = loop {
+        let (_, found) = s
+            .json(
+                reqwest::Method::GET,
+                "/api/v1/executions/search?namespace=other.team&flowId=listener&state=SUCCESS",
+            )
+            .await;
+        if found["total"] == 1 {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "the listener never ran: {found}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let id = found["results"][0]["id"].as_str().unwrap().to_string();
+    let (_, triggered) = s
+        .json(reqwest::Method::GET, &format!("/api/v1/executions/{id}"))
+        .await;
+    assert_eq!(outputs_of(&triggered, "said")["value"], "hello said WORLD");
+    assert_eq!(triggered["trigger"]["variables"]["executionId"], exec["id"]);
+    s.stop().await;
+}

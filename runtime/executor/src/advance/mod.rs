@@ -128,6 +128,19 @@ impl Executor {
         effects
     }
 
+    /// The variables an expression over the whole execution sees: `flow`, `execution`,
+    /// `inputs`, `vars`, `labels`, `trigger`, the globals and every task's `outputs` (what a Flow
+    /// trigger renders its inputs and conditions with).
+    pub fn execution_context(&self, exec: &mut Execution) -> Json {
+        let ix = match exec.index.take() {
+            Some(ix) => ix,
+            None => Box::new(Index::build(&self.plan, exec)),
+        };
+        let vars = context::flow_outputs(&self.plan, &ix, exec, &self.globals);
+        exec.index.put(ix);
+        vars
+    }
+
     /// The outputs tree (`outputs.task[value]...`) of an execution, as expressions see it.
     pub fn outputs_tree(&self, exec: &mut Execution) -> Map<String, Json> {
         let ix = match exec.index.take() {

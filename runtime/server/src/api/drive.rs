@@ -143,6 +143,38 @@ impl FlowSource for StoreFlows {
             Ok(Some(Arc::new(executor)))
         })
     }
+
+    /// 1 LIST per 1,000 revisions, 1 GET per flow, and a second one (parsed) per flow whose
+    /// source names a Flow trigger type; a flow that does not load is logged and left out.
+    fn triggered<'a>(&'a self) -> weft_engine::BoxFuture<'a, Result<Vec<Arc<Executor>>, RunError>> {
+        Box::pin(async move {
+            let storage = |e: weft_store::repo::RepoError| RunError::Storage(e.to_string());
+            let repo = FlowRepo::new(self.store.clone());
+            let mut out = Vec::new();
+            for s in repo.list_every().await.map_err(storage)? {
+                let Some(rev) = repo
+                    .get_revision(&s.namespace, &s.id, s.revision)
+                    .await
+                    .map_err(storage)?
+                else {
+                    continue;
+                };
+                let names_flow_trigger = weft_flow::flow_trigger::FLOW_TYPES
+                    .iter()
+                    .any(|t| rev.source.contains(t));
+                if !names_flow_trigger {
+                    continue;
+                }
+                match self.load(&s.namespace, &s.id, Some(s.revision)).await {
+                    Ok(Some(executor)) => out.push(executor),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(namespace = %s.namespace, flow = %s.id, error = %e,
+                        "flow with a Flow trigger not loaded"),
+                }
+            }
+            Ok(out)
+        })
+    }
 }
 
 /// Starts a driver for `init` over the tenant's `store`; returns once the execution is in

@@ -38,6 +38,7 @@ impl Catalog {
             format!("{}.{}", flow.namespace, flow.id),
             Arc::new(executor),
         );
+        self.listeners = tokio::sync::OnceCell::new();
         Ok(())
     }
 }
@@ -133,8 +134,8 @@ type Timers = BinaryHeap<Reverse<(DateTime<Utc>, String, TimerKey)>>;
 
 /// Executions driven together in this process (see [`Runner::session`]).
 pub struct Session<'r> {
-    runner: &'r Runner,
-    lives: HashMap<String, Live>,
+    pub(super) runner: &'r Runner,
+    pub(super) lives: HashMap<String, Live>,
     pending: IndexMap<String, Vec<Event>>,
     timers: Timers,
     attempts: HashMap<(String, String, u32), tokio::task::JoinHandle<()>>,
@@ -172,8 +173,18 @@ impl Session<'_> {
         req: StartRequest,
         raw: bool,
     ) -> Result<String, RunError> {
+        let executor = self.runner.catalog.resolve(namespace, id).await?;
+        self.start_executor(executor, req, raw).await
+    }
+
+    /// As [`Session::start`], for the flow of `executor`.
+    pub(super) async fn start_executor(
+        &mut self,
+        executor: Arc<weft_executor::Executor>,
+        req: StartRequest,
+        raw: bool,
+    ) -> Result<String, RunError> {
         let runner = self.runner;
-        let executor = runner.catalog.resolve(namespace, id).await?;
         let now = Utc::now();
         let exec = executor.create_execution(req.seed.unwrap_or_else(rand::random::<u64>), now);
         let files = runner.files_of(&exec)?;
@@ -202,7 +213,7 @@ impl Session<'_> {
             exec = exec.with_trigger(trigger);
         }
         let exec_id = exec.id.clone();
-        let running = self.running_of(namespace, id);
+        let running = self.running_of(&exec.namespace, &exec.flow_id);
         runner
             .create(&mut self.lives, executor, exec, files, None)
             .await
@@ -294,6 +305,9 @@ impl Session<'_> {
         loop {
             while let Some((exec_id, events)) = self.pending.shift_remove_index(0) {
                 let effects = self.runner.step(&mut self.lives, &exec_id, events).await?;
+                let terminated = effects
+                    .iter()
+                    .any(|e| matches!(e, weft_executor::Effect::Terminated { .. }));
                 for effect in effects {
                     self.runner
                         .apply(
@@ -306,6 +320,9 @@ impl Session<'_> {
                             &mut self.attempts,
                         )
                         .await?;
+                }
+                if terminated {
+                    self.fire_flow_triggers(&exec_id).await;
                 }
                 if until(self) {
                     return Ok(true);

@@ -7,6 +7,7 @@
 //! immutable objects before they are applied; large outputs are offloaded to internal storage.
 
 pub mod control;
+mod flow_triggers;
 mod host;
 mod logs;
 
@@ -96,6 +97,12 @@ pub trait FlowSource: Send + Sync {
         id: &'a str,
         revision: Option<u32>,
     ) -> weft_engine::BoxFuture<'a, Result<Option<Arc<Executor>>, RunError>>;
+
+    /// The latest revisions of the flows that have a Flow trigger (disabled ones may be
+    /// included: the caller skips them). None by default.
+    fn triggered<'a>(&'a self) -> weft_engine::BoxFuture<'a, Result<Vec<Arc<Executor>>, RunError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 }
 
 /// Flows the runner can start (the flow run, and those Subflow tasks call), by `namespace.id`:
@@ -105,6 +112,8 @@ pub struct Catalog {
     flows: HashMap<String, Arc<Executor>>,
     source: Option<Arc<dyn FlowSource>>,
     loaded: std::sync::Mutex<HashMap<String, Arc<Executor>>>,
+    /// The flows with Flow triggers, listed once per catalog (see [`Catalog::listeners`]).
+    listeners: tokio::sync::OnceCell<Arc<Vec<flow_triggers::Listener>>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -141,6 +150,7 @@ impl Catalog {
             format!("{}.{}", flow.namespace, flow.id),
             Arc::new(executor),
         );
+        self.listeners = tokio::sync::OnceCell::new();
         Ok(())
     }
 

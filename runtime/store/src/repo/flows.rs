@@ -312,18 +312,40 @@ impl FlowRepo {
     /// revision, sorted by id. No GET: 1 LIST request per 1,000 revisions in the namespace.
     pub async fn list(&self, namespace: &str) -> RepoResult<Vec<FlowSummary>> {
         names::namespace(namespace)?;
-        let prefix = format!("flows/{namespace}/");
+        self.list_latest(
+            &format!("flows/{namespace}/"),
+            &format!("flows of namespace `{namespace}`"),
+        )
+        .await
+    }
+
+    /// The flows of every namespace that are not deleted, with their latest revision, sorted by
+    /// namespace and id. No GET: 1 LIST request per 1,000 revisions in storage.
+    pub async fn list_every(&self) -> RepoResult<Vec<FlowSummary>> {
+        self.list_latest("flows/", "flows").await
+    }
+
+    /// The latest revision of each flow whose revisions are under `prefix` (`flows/` or
+    /// `flows/{namespace}/`), deleted ones left out.
+    async fn list_latest(&self, prefix: &str, what: &str) -> RepoResult<Vec<FlowSummary>> {
         let entries = self
             .store
-            .list_all(&prefix)
+            .list_all(prefix)
             .await
-            .map_err(|e| RepoError::store(format!("flows of namespace `{namespace}`"), e))?;
-        let mut latest: std::collections::BTreeMap<String, FlowSummary> = Default::default();
+            .map_err(|e| RepoError::store(what.to_owned(), e))?;
+        let mut latest: std::collections::BTreeMap<(String, String), FlowSummary> =
+            Default::default();
         for e in &entries {
-            let Some(rest) = e.key.as_str().strip_prefix(&prefix) else {
-                continue;
-            };
-            let Some((id, file)) = rest.split_once('/') else {
+            // flows/{namespace}/{flowId}/{revision}.yaml
+            let mut parts = e
+                .key
+                .as_str()
+                .strip_prefix("flows/")
+                .unwrap_or("")
+                .split('/');
+            let (Some(namespace), Some(id), Some(file), None) =
+                (parts.next(), parts.next(), parts.next(), parts.next())
+            else {
                 continue;
             };
             let Some(revision) = file
@@ -339,10 +361,11 @@ impl FlowRepo {
                 deleted: e.size == 0,
                 size: e.size,
             };
-            match latest.get(id) {
+            let key = (namespace.to_owned(), id.to_owned());
+            match latest.get(&key) {
                 Some(s) if s.revision >= revision => {}
                 _ => {
-                    latest.insert(id.to_owned(), summary);
+                    latest.insert(key, summary);
                 }
             }
         }

@@ -913,6 +913,20 @@ async fn flows_keep_revisions(env: Env) {
         12
     );
     assert_eq!(repo.list("company.team").await.unwrap()[1].revision, 12);
+    // every namespace: the other namespace's flow too, sorted by namespace then id
+    let every: Vec<(String, String, u32)> = repo
+        .list_every()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.namespace, s.id, s.revision))
+        .collect();
+    assert_eq!(every.len(), 3, "{every:?}");
+    assert!(every.contains(&("company.team".into(), "hello".into(), 12)));
+    assert!(every.contains(&("company.team".into(), "bye".into(), 1)));
+    let mut sorted = every.clone();
+    sorted.sort();
+    assert_eq!(every, sorted);
 }
 
 async fn logs_per_attempt(env: Env) {

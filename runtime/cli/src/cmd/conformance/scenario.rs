@@ -27,6 +27,7 @@ const SUPPORTED: &[&str] = &[
     "replay",
     "await_triggered",
     "collect_triggered",
+    "assert_not_triggered",
     "collect_terminated",
 ];
 
@@ -57,37 +58,6 @@ pub(crate) fn run(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
         Ok(c) => c,
         Err(e) => return Ok(Outcome::Failed(e)),
     };
-    // executions started by a Flow trigger cannot appear: the runner has no flow triggers
-    let mut flows = vec![flow.clone()];
-    for need in raw
-        .get("needs")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if let Some(f) = need
-            .as_str()
-            .and_then(|n| run_kinds::read_flow(&dir, n, &inner.registry).ok())
-        {
-            flows.push(f);
-        }
-    }
-    for step in &steps {
-        let action = step.get("action").and_then(Json::as_str).unwrap_or("");
-        if !matches!(action, "await_triggered" | "collect_triggered") {
-            continue;
-        }
-        let target = step.get("flow").and_then(Json::as_str).unwrap_or("");
-        let triggered = flows.iter().any(|f| {
-            format!("{}/{}", f.namespace, f.id) == target
-                && f.triggers.iter().any(|t| t.type_name.ends_with(".Flow"))
-        });
-        if triggered {
-            return Ok(Outcome::Skipped(format!(
-                "step action `{action}` on `{target}`: Flow triggers are not supported by the in-process runner"
-            )));
-        }
-    }
     let sink = Arc::new(LogSink::default());
     inner.rt.block_on(async {
         let store = weft_store::open(&store_url).await?;
@@ -422,6 +392,35 @@ impl Scenario<'_> {
                     self.aliases.insert(alias.to_string(), id.clone());
                 }
                 self.check(expect, &id, None).await;
+            }
+            "assert_not_triggered" => {
+                let flow = step.get("flow").and_then(Json::as_str).unwrap_or("");
+                let wait = run_kinds::timeout_of(step.get("wait"))
+                    .unwrap_or(std::time::Duration::from_secs(1));
+                let started = &self.started;
+                let of_flow = |s: &Session<'_>| -> Vec<String> {
+                    s.executions()
+                        .into_iter()
+                        .filter(|e| {
+                            format!("{}/{}", e.namespace, e.flow_id) == flow
+                                && !started.contains(&e.id)
+                        })
+                        .map(|e| e.id.clone())
+                        .collect()
+                };
+                // drive for `wait` (or until one appears), then none may have been started
+                self.session
+                    .drive_until(Instant::now() + wait, |s| !of_flow(s).is_empty())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let found = of_flow(&self.session);
+                if !found.is_empty() {
+                    self.problems.push(format!(
+                        "expected no execution of `{flow}` within {}s, found {}",
+                        wait.as_secs_f64(),
+                        found.len()
+                    ));
+                }
             }
             "collect_terminated" => {
                 let flow = step
