@@ -12,15 +12,14 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 
 use tokio::sync::{Notify, oneshot, watch};
-use weft_executor::{Event, Execution, Executor};
-use weft_flow::expr::Renderer;
+use weft_executor::{Event, Execution};
 use weft_store::DynStore;
-use weft_store::repo::FlowRepo;
 
 use super::App;
+use super::store_flows::StoreFlows;
 use crate::lease::{Lease, LeaseError};
 use crate::runner::control::{Session, SessionSender};
-use crate::runner::{Catalog, FlowSource, RunError, Runner, StartRequest};
+use crate::runner::{Catalog, RunError, Runner, StartRequest};
 
 /// How an execution comes into a driver.
 #[derive(Debug)]
@@ -99,84 +98,6 @@ impl Drivers {
     }
 }
 
-/// Flows of one tenant's store, parsed and validated against the server's registry.
-struct StoreFlows {
-    store: DynStore,
-    registry: Arc<weft_flow::Registry>,
-    renderer: Arc<Renderer>,
-}
-
-impl FlowSource for StoreFlows {
-    fn load<'a>(
-        &'a self,
-        namespace: &'a str,
-        id: &'a str,
-        revision: Option<u32>,
-    ) -> weft_engine::BoxFuture<'a, Result<Option<Arc<Executor>>, RunError>> {
-        Box::pin(async move {
-            let repo = FlowRepo::new(self.store.clone());
-            let found = match revision {
-                Some(r) => repo.get_revision(namespace, id, r).await,
-                None => repo.get(namespace, id).await,
-            }
-            .map_err(|e| RunError::Storage(e.to_string()))?;
-            let Some(rev) = found.filter(|r| !r.deleted) else {
-                return Ok(None);
-            };
-            let flow_error = |message: String| RunError::Flow {
-                namespace: namespace.to_string(),
-                id: id.to_string(),
-                message,
-            };
-            let parsed = weft_flow::parse_flow(&rev.source, &self.registry).map_err(|diags| {
-                let first = diags
-                    .iter()
-                    .find(|d| d.is_error())
-                    .map(|d| format!("{}: {d}", d.pos))
-                    .unwrap_or_default();
-                flow_error(format!("revision {} is not valid: {first}", rev.revision))
-            })?;
-            let mut flow = parsed.flow;
-            flow.revision = Some(rev.revision);
-            let executor = Executor::new(&flow, &self.registry, self.renderer.clone())
-                .map_err(|e| flow_error(e.to_string()))?;
-            Ok(Some(Arc::new(executor)))
-        })
-    }
-
-    /// 1 LIST per 1,000 revisions, 1 GET per flow, and a second one (parsed) per flow whose
-    /// source names a Flow trigger type; a flow that does not load is logged and left out.
-    fn triggered<'a>(&'a self) -> weft_engine::BoxFuture<'a, Result<Vec<Arc<Executor>>, RunError>> {
-        Box::pin(async move {
-            let storage = |e: weft_store::repo::RepoError| RunError::Storage(e.to_string());
-            let repo = FlowRepo::new(self.store.clone());
-            let mut out = Vec::new();
-            for s in repo.list_every().await.map_err(storage)? {
-                let Some(rev) = repo
-                    .get_revision(&s.namespace, &s.id, s.revision)
-                    .await
-                    .map_err(storage)?
-                else {
-                    continue;
-                };
-                let names_flow_trigger = weft_flow::flow_trigger::FLOW_TYPES
-                    .iter()
-                    .any(|t| rev.source.contains(t));
-                if !names_flow_trigger {
-                    continue;
-                }
-                match self.load(&s.namespace, &s.id, Some(s.revision)).await {
-                    Ok(Some(executor)) => out.push(executor),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(namespace = %s.namespace, flow = %s.id, error = %e,
-                        "flow with a Flow trigger not loaded"),
-                }
-            }
-            Ok(out)
-        })
-    }
-}
-
 /// Starts a driver for `init` over the tenant's `store`; returns once the execution is in
 /// storage (or could not be created), with a receiver of its end.
 pub(crate) async fn spawn(
@@ -202,11 +123,7 @@ pub(crate) async fn spawn(
     let (done_tx, done_rx) = watch::channel(None);
     app.drivers.running.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
-        let source = Arc::new(StoreFlows {
-            store: store.clone(),
-            registry: app.setup.registry.clone(),
-            renderer: app.setup.renderer.clone(),
-        });
+        let source = Arc::new(StoreFlows::new(&app, &tenant, store.clone()));
         let runner = Runner::new(
             app.setup.engine.clone(),
             store,

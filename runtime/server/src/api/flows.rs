@@ -76,6 +76,19 @@ fn repo(app: &App, tenant: &Tenant) -> ApiResult<FlowRepo> {
     Ok(FlowRepo::new(tenant.store(&app.store)?))
 }
 
+/// What follows a flow's save (`Some`) or deletion (`None`): its schedules follow it, and this
+/// process's drivers see its Flow triggers at once.
+async fn saved(
+    app: &App,
+    tenant: &Tenant,
+    namespace: &str,
+    id: &str,
+    flow: Option<&weft_flow::Flow>,
+) -> ApiResult<()> {
+    app.flows.flows_changed(&tenant.0);
+    schedules::sync(app, &tenant.0, namespace, id, flow, Utc::now()).await
+}
+
 /// `POST /flows` with a YAML body: a new flow (409 when it exists; use PUT).
 pub(crate) async fn create(
     State(app): State<Arc<App>>,
@@ -92,15 +105,7 @@ pub(crate) async fn create(
     }
     schedules::check(&flow)?;
     let rev = repo.save(&body).await?;
-    schedules::sync(
-        &app,
-        &tenant.0,
-        &flow.namespace,
-        &flow.id,
-        Some(&flow),
-        Utc::now(),
-    )
-    .await?;
+    saved(&app, &tenant, &flow.namespace, &flow.id, Some(&flow)).await?;
     Ok(Json(flow_json(&rev, true)))
 }
 
@@ -130,7 +135,7 @@ pub(crate) async fn update(
     }
     schedules::check(&flow)?;
     let rev = repo.update(&namespace, &id, &body).await?;
-    schedules::sync(&app, &tenant.0, &namespace, &id, Some(&flow), Utc::now()).await?;
+    saved(&app, &tenant, &namespace, &id, Some(&flow)).await?;
     Ok(Json(flow_json(&rev, true)))
 }
 
@@ -164,7 +169,7 @@ pub(crate) async fn delete(
     Path((namespace, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     repo(&app, &tenant)?.delete(&namespace, &id).await?;
-    schedules::sync(&app, &tenant.0, &namespace, &id, None, Utc::now()).await?;
+    saved(&app, &tenant, &namespace, &id, None).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

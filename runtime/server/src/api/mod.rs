@@ -18,6 +18,7 @@ mod inputs;
 mod metrics;
 mod schedules;
 mod secrets;
+mod store_flows;
 mod tenant;
 mod tick;
 mod webhooks;
@@ -51,6 +52,8 @@ pub(crate) struct App {
     pub(crate) basic_auth: Option<String>,
     pub(crate) metrics: Metrics,
     pub(crate) drivers: Drivers,
+    /// Parsed flows and flows with Flow triggers, shared by the drivers.
+    pub(crate) flows: Arc<store_flows::FlowCache>,
     /// The leases of the executions this process drives.
     pub(crate) leases: Leases,
     pub(crate) wait_timeout: Duration,
@@ -163,6 +166,7 @@ impl Server {
             basic_auth: config.basic_auth.clone(),
             metrics: Metrics::default(),
             drivers: Drivers::default(),
+            flows: Arc::default(),
             leases: Leases::new(store.clone(), Duration::from_secs(config.lease_ttl_secs)),
             wait_timeout: Duration::from_secs(config.wait_timeout_secs),
             max_body: config.max_body_bytes,
