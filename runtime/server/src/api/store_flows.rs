@@ -28,6 +28,9 @@ pub(crate) const LISTENERS_TTL: Duration = Duration::from_secs(2);
 /// Parsed revisions kept at most; the cache starts again empty past it.
 const MAX_PARSED: usize = 10_000;
 
+/// When a tenant's flows with Flow triggers were listed, and them.
+type Listed = (Instant, Arc<Vec<Arc<Executor>>>);
+
 /// What the drivers of this process share about flows.
 #[derive(Default)]
 pub(crate) struct FlowCache {
@@ -35,8 +38,8 @@ pub(crate) struct FlowCache {
     parsed: Mutex<HashMap<String, Arc<Executor>>>,
     /// `tenant/namespace/id@revision` of revisions without a Flow trigger.
     not_listening: Mutex<HashSet<String>>,
-    /// tenant -> when its flows with Flow triggers were listed, and them.
-    listeners: Mutex<HashMap<String, (Instant, Arc<Vec<Arc<Executor>>>)>>,
+    /// tenant -> its flows with Flow triggers.
+    listeners: Mutex<HashMap<String, Listed>>,
 }
 
 impl FlowCache {
