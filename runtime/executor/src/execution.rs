@@ -96,16 +96,19 @@ pub struct ExecutionMetadata {
 
 impl Execution {
     /// A new execution of `flow` in state CREATED, with id `id` (see [`crate::ids::execution_id`]),
-    /// the flow's labels and the `system.correlationId` label.
+    /// the flow's labels, then the `system.correlationId` label (last, as in Kestra).
     pub fn new(flow: &Flow, id: String, now: DateTime<Utc>) -> Self {
         let mut labels: Vec<Label> = Vec::new();
-        labels.push(Label {
-            key: CORRELATION_LABEL.to_string(),
-            value: id.clone(),
-        });
         for l in &flow.labels.0 {
             upsert_label(&mut labels, l.clone());
         }
+        upsert_label(
+            &mut labels,
+            Label {
+                key: CORRELATION_LABEL.to_string(),
+                value: id.clone(),
+            },
+        );
         Execution {
             original_id: Some(id.clone()),
             id,
@@ -132,10 +135,22 @@ impl Execution {
         self
     }
 
-    /// Adds labels given at creation (they replace flow labels of the same key).
+    /// Adds labels given at creation: they replace flow labels of the same key, and new ones go
+    /// before `system.correlationId`, which stays last (Kestra's order: the flow's labels, the
+    /// request's, then the correlation id).
     pub fn with_labels(mut self, labels: Vec<Label>) -> Self {
         for l in labels {
-            upsert_label(&mut self.labels, l);
+            match self.labels.iter_mut().find(|x| x.key == l.key) {
+                Some(x) => x.value = l.value,
+                None => {
+                    let at = self
+                        .labels
+                        .iter()
+                        .position(|x| x.key == CORRELATION_LABEL)
+                        .unwrap_or(self.labels.len());
+                    self.labels.insert(at, l);
+                }
+            }
         }
         self
     }

@@ -45,3 +45,40 @@ tasks:
     assert_eq!(s.run(), State::Success);
     assert_eq!(s.output("show", None)["value"], json!("data x true"));
 }
+
+#[test]
+fn labels_are_the_flow_s_then_the_request_s_then_the_correlation_id() {
+    let s = Sim::new(
+        r#"
+id: f
+namespace: t
+labels: {team: data, env: dev}
+tasks:
+  - {id: show, type: io.kestra.plugin.core.debug.Return, format: x}
+"#,
+    );
+    let exec = s.exec.clone().with_labels(vec![
+        weft_flow::model::Label {
+            key: "env".into(),
+            value: "prod".into(),
+        },
+        weft_flow::model::Label {
+            key: "ticket".into(),
+            value: "42".into(),
+        },
+    ]);
+    let labels: Vec<(&str, &str)> = exec
+        .labels
+        .iter()
+        .map(|l| (l.key.as_str(), l.value.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("team", "data"),
+            ("env", "prod"),
+            ("ticket", "42"),
+            ("system.correlationId", exec.id.as_str()),
+        ]
+    );
+}
