@@ -1,6 +1,7 @@
 //! The HTTP API of `weft server` (axum on hyper), shaped like Kestra's under `/api/v1` and
 //! `/api/v1/{tenant}` (see [`tenant`]): flows, executions, logs, files, webhooks; `/health`,
-//! `/ready` and `/metrics` beside it.
+//! `/ready` and `/metrics` beside it; its OpenAPI document at `/api/v1/openapi.yaml` and `.json`
+//! ([`openapi`]).
 //!
 //! Nothing a request needs later is kept in memory: flows and executions are read from storage
 //! on every request, and executions started here are driven by tokio tasks of this process
@@ -16,6 +17,7 @@ mod flows;
 mod health;
 mod inputs;
 mod metrics;
+mod openapi;
 mod schedules;
 mod secrets;
 mod store_flows;
@@ -111,8 +113,8 @@ impl Verb {
     }
 }
 
-/// A router that records (in tests) every `(method, path)` it serves, so that a test can
-/// compare them with what is documented.
+/// A router that records (in tests) every `(method, path)` it serves, so that the OpenAPI
+/// document ([`openapi`]) can be checked against the routes.
 pub(crate) struct Routes {
     router: Router<Arc<App>>,
     #[cfg(test)]
@@ -180,7 +182,7 @@ pub(crate) fn protected_routes() -> Routes {
 }
 
 /// The routes without authentication: webhooks (their key is their authentication), health,
-/// readiness.
+/// readiness and the OpenAPI document.
 pub(crate) fn public_routes() -> Routes {
     use Verb::{Get, Post, Put};
     const WEBHOOK: &str = "/api/v1/executions/webhook/{namespace}/{flow_id}/{key}";
@@ -190,6 +192,8 @@ pub(crate) fn public_routes() -> Routes {
         .add(Put, WEBHOOK, webhooks::call)
         .add(Get, "/health", health::health)
         .add(Get, "/ready", health::ready)
+        .add(Get, "/api/v1/openapi.yaml", openapi::yaml)
+        .add(Get, "/api/v1/openapi.json", openapi::json)
 }
 
 /// The routes, relative to a tenant (see [`tenant::rewrite`]).
