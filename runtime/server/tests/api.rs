@@ -839,3 +839,38 @@ triggers:
     assert_eq!(triggered["trigger"]["variables"]["executionId"], exec["id"]);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_is_served_as_json_and_yaml_without_auth() {
+    let s = TestServer::start(Some("t0ken")).await;
+    let anonymous = reqwest::Client::new();
+    for prefix in ["/api/v1", "/api/v1/main"] {
+        let resp = anonymous
+            .get(format!("{}{prefix}/openapi.json", s.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{prefix}");
+        assert_eq!(resp.headers()["content-type"], "application/json");
+        let doc: Value = resp.json().await.unwrap();
+        assert!(
+            doc["openapi"].as_str().unwrap().starts_with("3.1."),
+            "{}",
+            doc["openapi"]
+        );
+        let paths = doc["paths"].as_object().unwrap();
+        assert!(paths.contains_key("/api/v1/flows"));
+        assert!(paths.contains_key("/api/v1/openapi.json"));
+        assert!(doc["components"]["securitySchemes"]["bearerAuth"].is_object());
+    }
+    let resp = anonymous
+        .get(format!("{}/api/v1/openapi.yaml", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "application/yaml");
+    let yaml: Value = serde_yaml::from_str(&resp.text().await.unwrap()).unwrap();
+    assert!(yaml["paths"]["/api/v1/executions/{namespace}/{flowId}"]["post"].is_object());
+    s.stop().await;
+}

@@ -1,6 +1,7 @@
 //! The HTTP API of `weft server` (axum on hyper), shaped like Kestra's under `/api/v1` and
 //! `/api/v1/{tenant}` (see [`tenant`]): flows, executions, logs, files, webhooks; `/health`,
-//! `/ready` and `/metrics` beside it.
+//! `/ready` and `/metrics` beside it; its OpenAPI document at `/api/v1/openapi.yaml` and `.json`
+//! ([`openapi`]).
 //!
 //! Nothing a request needs later is kept in memory: flows and executions are read from storage
 //! on every request, and executions started here are driven by tokio tasks of this process
@@ -16,6 +17,7 @@ mod flows;
 mod health;
 mod inputs;
 mod metrics;
+mod openapi;
 mod schedules;
 mod secrets;
 mod store_flows;
@@ -31,7 +33,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::routing::{MethodFilter, on};
 use tower::Layer;
 use weft_store::DynStore;
 
@@ -79,51 +82,129 @@ pub enum ServeError {
     Serve(std::io::Error),
 }
 
+/// An HTTP method a route answers (the ones weft serves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Verb {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Verb {
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Put => MethodFilter::PUT,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+
+    /// The name of the method as an OpenAPI path item keys it (`get`, `post`, ...).
+    #[cfg(test)]
+    pub(crate) fn openapi_name(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+            Verb::Put => "put",
+            Verb::Delete => "delete",
+        }
+    }
+}
+
+/// A router that records (in tests) every `(method, path)` it serves, so that the OpenAPI
+/// document ([`openapi`]) can be checked against the routes.
+pub(crate) struct Routes {
+    router: Router<Arc<App>>,
+    #[cfg(test)]
+    served: Vec<(Verb, &'static str)>,
+}
+
+impl Routes {
+    fn new() -> Routes {
+        Routes {
+            router: Router::new(),
+            #[cfg(test)]
+            served: Vec::new(),
+        }
+    }
+
+    /// Serves `verb path` with `handler`.
+    fn add<H, T>(mut self, verb: Verb, path: &'static str, handler: H) -> Routes
+    where
+        H: Handler<T, Arc<App>>,
+        T: 'static,
+    {
+        self.router = self.router.route(path, on(verb.filter(), handler));
+        #[cfg(test)]
+        self.served.push((verb, path));
+        self
+    }
+
+    /// The `(method, path)` pairs served, in the order they were added.
+    #[cfg(test)]
+    pub(crate) fn served(&self) -> &[(Verb, &'static str)] {
+        &self.served
+    }
+}
+
+/// The routes behind authentication (when configured), relative to a tenant.
+pub(crate) fn protected_routes() -> Routes {
+    use Verb::{Delete, Get, Post, Put};
+    Routes::new()
+        .add(Post, "/api/v1/flows", flows::create)
+        .add(Post, "/api/v1/flows/validate", flows::validate)
+        .add(Get, "/api/v1/flows/{namespace}", flows::list)
+        .add(Get, "/api/v1/flows/{namespace}/{id}", flows::get)
+        .add(Put, "/api/v1/flows/{namespace}/{id}", flows::update)
+        .add(Delete, "/api/v1/flows/{namespace}/{id}", flows::delete)
+        .add(
+            Get,
+            "/api/v1/flows/{namespace}/{id}/revisions",
+            flows::revisions,
+        )
+        .add(Get, "/api/v1/executions/search", executions::search)
+        .add(Get, "/api/v1/executions/{id}", executions::get)
+        .add(Delete, "/api/v1/executions/{id}", executions::delete)
+        // `{id}` here is the namespace: one name per position keeps the router unambiguous
+        .add(Post, "/api/v1/executions/{id}/{flow_id}", executions::start)
+        .add(Get, "/api/v1/executions/{id}/logs", executions::logs)
+        .add(Get, "/api/v1/logs/{id}", executions::logs)
+        .add(Get, "/api/v1/executions/{id}/file", executions::file)
+        .add(Delete, "/api/v1/executions/{id}/kill", executions::kill)
+        .add(Post, "/api/v1/executions/{id}/kill", executions::kill)
+        .add(Post, "/api/v1/executions/{id}/resume", executions::resume)
+        .add(Post, "/api/v1/executions/{id}/restart", executions::restart)
+        .add(Post, "/api/v1/executions/{id}/replay", executions::replay)
+        .add(Post, "/api/v1/tick", tick::handle)
+        .add(Get, "/metrics", health::metrics)
+}
+
+/// The routes without authentication: webhooks (their key is their authentication), health,
+/// readiness and the OpenAPI document.
+pub(crate) fn public_routes() -> Routes {
+    use Verb::{Get, Post, Put};
+    const WEBHOOK: &str = "/api/v1/executions/webhook/{namespace}/{flow_id}/{key}";
+    Routes::new()
+        .add(Get, WEBHOOK, webhooks::call)
+        .add(Post, WEBHOOK, webhooks::call)
+        .add(Put, WEBHOOK, webhooks::call)
+        .add(Get, "/health", health::health)
+        .add(Get, "/ready", health::ready)
+        .add(Get, "/api/v1/openapi.yaml", openapi::yaml)
+        .add(Get, "/api/v1/openapi.json", openapi::json)
+}
+
 /// The routes, relative to a tenant (see [`tenant::rewrite`]).
 fn routes(app: Arc<App>, max_body: usize) -> Router {
-    let api = Router::new()
-        .route("/api/v1/flows", post(flows::create))
-        .route("/api/v1/flows/validate", post(flows::validate))
-        .route("/api/v1/flows/{namespace}", get(flows::list))
-        .route(
-            "/api/v1/flows/{namespace}/{id}",
-            get(flows::get).put(flows::update).delete(flows::delete),
-        )
-        .route(
-            "/api/v1/flows/{namespace}/{id}/revisions",
-            get(flows::revisions),
-        )
-        .route("/api/v1/executions/search", get(executions::search))
-        .route(
-            "/api/v1/executions/{id}",
-            get(executions::get).delete(executions::delete),
-        )
-        // `{id}` here is the namespace: one name per position keeps the router unambiguous
-        .route("/api/v1/executions/{id}/{flow_id}", post(executions::start))
-        .route("/api/v1/executions/{id}/logs", get(executions::logs))
-        .route("/api/v1/logs/{id}", get(executions::logs))
-        .route("/api/v1/executions/{id}/file", get(executions::file))
-        .route(
-            "/api/v1/executions/{id}/kill",
-            axum::routing::delete(executions::kill).post(executions::kill),
-        )
-        .route("/api/v1/executions/{id}/resume", post(executions::resume))
-        .route("/api/v1/executions/{id}/restart", post(executions::restart))
-        .route("/api/v1/executions/{id}/replay", post(executions::replay))
-        .route("/api/v1/tick", post(tick::handle))
-        .route("/metrics", get(health::metrics))
+    let api = protected_routes()
+        .router
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
             auth::require_token,
         ));
-    let public = Router::new()
-        .route(
-            "/api/v1/executions/webhook/{namespace}/{flow_id}/{key}",
-            get(webhooks::call).post(webhooks::call).put(webhooks::call),
-        )
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready));
-    api.merge(public)
+    api.merge(public_routes().router)
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(app)
