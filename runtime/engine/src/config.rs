@@ -81,6 +81,10 @@ pub struct EngineConfig {
     /// Hosts every attempt may call over HTTP, on top of its own allow-list (`WEFT_HTTP_ALLOW`, a
     /// comma-separated list of `host`, `host:port`, `*.domain` or `*`; empty by default).
     pub http_allow: AllowList,
+    /// Hosts the attempts of a namespace and of the namespaces under it may call over HTTP, on
+    /// top of `http_allow` (`WEFT_HTTP_ALLOW_NAMESPACES`: `namespace=entry,entry;namespace=entry`,
+    /// e.g. `company.sales=api.crm.example.com;company=*.company.internal`).
+    pub http_allow_namespaces: Vec<(String, AllowList)>,
 }
 
 impl Default for EngineConfig {
@@ -96,6 +100,7 @@ impl Default for EngineConfig {
             epoch_tick: Duration::from_millis(10),
             consume_fuel: true,
             http_allow: AllowList::default(),
+            http_allow_namespaces: Vec::new(),
         }
     }
 }
@@ -183,6 +188,16 @@ impl EngineConfig {
                     .map(str::to_string),
             );
         }
+        if let Some(v) = env("WEFT_HTTP_ALLOW_NAMESPACES") {
+            match parse_namespace_allow(&v) {
+                Ok(lists) => c.http_allow_namespaces = lists,
+                Err(why) => bad(
+                    "WEFT_HTTP_ALLOW_NAMESPACES",
+                    &v,
+                    &format!("`namespace=host,host;namespace=host` ({why})"),
+                ),
+            }
+        }
         if let Some(v) = env("WEFT_FUEL") {
             match v.to_ascii_lowercase().as_str() {
                 "on" | "1" | "true" => c.consume_fuel = true,
@@ -192,6 +207,47 @@ impl EngineConfig {
         }
         c
     }
+}
+
+impl EngineConfig {
+    /// The hosts an attempt of `namespace` may call besides its own allow-list: every
+    /// attempt's (`http_allow`), and those of its namespace and of every namespace above it
+    /// (`company` covers `company.team`, not `companyx`).
+    pub fn http_allow_for(&self, namespace: &str) -> AllowList {
+        self.http_allow_namespaces
+            .iter()
+            .filter(|(ns, _)| {
+                namespace == ns
+                    || namespace
+                        .strip_prefix(ns.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+            })
+            .fold(self.http_allow.clone(), |all, (_, list)| all.union(list))
+    }
+}
+
+/// `namespace=entry,entry;namespace=entry` into one allow-list per namespace.
+fn parse_namespace_allow(v: &str) -> Result<Vec<(String, AllowList)>, String> {
+    let mut out = Vec::new();
+    for part in v.split(';').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((ns, hosts)) = part.split_once('=') else {
+            return Err(format!("`{part}` has no `=`"));
+        };
+        let ns = ns.trim();
+        if ns.is_empty() {
+            return Err(format!("`{part}` names no namespace"));
+        }
+        let entries: Vec<&str> = hosts
+            .split(',')
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .collect();
+        if entries.is_empty() {
+            return Err(format!("`{part}` names no host"));
+        }
+        out.push((ns.to_string(), AllowList::new(entries)));
+    }
+    Ok(out)
 }
 
 /// An ISO-8601 duration as Kestra writes them (`PT1S`, `P1DT2H`, `PT0.5S`), non-negative.
@@ -207,7 +263,38 @@ pub(crate) fn format_duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
+
+    #[test]
+    fn namespaces_get_their_own_hosts_and_their_parents() {
+        let c = EngineConfig {
+            http_allow: AllowList::new(["everyone.example.com"]),
+            http_allow_namespaces: parse_namespace_allow(
+                "company.sales = crm.example.com, *.crm.example.org ; company=intranet.local",
+            )
+            .unwrap(),
+            ..EngineConfig::default()
+        };
+        let hosts = |ns: &str| c.http_allow_for(ns).entries().to_vec();
+        assert_eq!(
+            hosts("company.sales.eu"),
+            [
+                "everyone.example.com",
+                "crm.example.com",
+                "*.crm.example.org",
+                "intranet.local"
+            ]
+        );
+        assert_eq!(hosts("company"), ["everyone.example.com", "intranet.local"]);
+        // a sibling or a longer name is not under the namespace
+        assert_eq!(hosts("company.hr"), ["everyone.example.com", "intranet.local"]);
+        assert_eq!(hosts("companyx"), ["everyone.example.com"]);
+        for bad in ["company", "=a.com", "company="] {
+            assert!(parse_namespace_allow(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn durations_round_trip() {

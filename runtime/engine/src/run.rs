@@ -277,12 +277,15 @@ impl Registry {
             task_type: req.task_type.clone(),
         };
         let props = req.properties.to_string();
+        let allow_list = req
+            .allow_list
+            .union(&cfg.http_allow_for(&req.context.namespace));
         let mut store = match new_store(
             engine,
             req.context,
             req.variables,
             req.host,
-            req.allow_list.union(&cfg.http_allow),
+            allow_list,
             limits,
             timeout,
         ) {

@@ -22,7 +22,10 @@ use weft_engine::{
 const MISBEHAVE: &str = "weft.test.Misbehave";
 
 async fn registry() -> Registry {
-    let mut config = EngineConfig::default();
+    registry_with(EngineConfig::default()).await
+}
+
+async fn registry_with(mut config: EngineConfig) -> Registry {
     config.cache_dir =
         Some(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("plugin-cache"));
     let engine = Engine::new(config).unwrap();
@@ -335,6 +338,37 @@ async fn http_follows_the_allow_list() {
     assert_eq!(out["code"], 200);
     assert_eq!(out["body"], "hello from the test server");
     assert_eq!(out["headers"]["content-type"], json!(["text/plain"]));
+    server.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_s_allow_list_covers_its_tasks_and_those_below_it() {
+    let (port, server) = serve(1);
+    let r = registry_with(EngineConfig {
+        http_allow_namespaces: vec![("weft".into(), AllowList::new(["127.0.0.1"]))],
+        ..EngineConfig::default()
+    })
+    .await;
+    let call = |namespace: &str| {
+        let mut context = TaskContext::example();
+        context.namespace = namespace.into();
+        AttemptRequest::new(
+            MISBEHAVE,
+            json!({ "action": "http", "target": format!("http://127.0.0.1:{port}/hello") }),
+            context,
+            Arc::new(MemoryHost::new()),
+        )
+    };
+    // `weft.examples` is under `weft`: allowed; `weftx` is not
+    let allowed = r.run_attempt(call("weft.examples")).await;
+    assert_eq!(
+        allowed.result,
+        Ok(json!({ "result": { "status": 200, "body": "hello from the test server" } }))
+    );
+    match failure(&r.run_attempt(call("weftx")).await) {
+        AttemptFailure::Task(TaskError::Http(m)) => assert!(m.contains("allow-list"), "{m}"),
+        other => panic!("expected a denied call, got {other:?}"),
+    }
     server.join().unwrap();
 }
 
