@@ -21,6 +21,7 @@ mod secrets;
 mod store_flows;
 mod tenant;
 mod tick;
+mod triggers;
 mod webhooks;
 
 use std::future::Future;
@@ -110,6 +111,15 @@ fn routes(app: Arc<App>, max_body: usize) -> Router {
         .route("/api/v1/executions/{id}/resume", post(executions::resume))
         .route("/api/v1/executions/{id}/restart", post(executions::restart))
         .route("/api/v1/executions/{id}/replay", post(executions::replay))
+        .route("/api/v1/triggers", axum::routing::put(triggers::update))
+        .route(
+            "/api/v1/triggers/set-disabled/by-triggers",
+            post(triggers::set_disabled_by_triggers),
+        )
+        .route(
+            "/api/v1/triggers/{namespace}/{flow_id}",
+            get(triggers::for_flow),
+        )
         .route("/api/v1/tick", post(tick::handle))
         .route("/metrics", get(health::metrics))
         .route_layer(axum::middleware::from_fn_with_state(
