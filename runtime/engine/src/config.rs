@@ -289,7 +289,10 @@ mod tests {
         );
         assert_eq!(hosts("company"), ["everyone.example.com", "intranet.local"]);
         // a sibling or a longer name is not under the namespace
-        assert_eq!(hosts("company.hr"), ["everyone.example.com", "intranet.local"]);
+        assert_eq!(
+            hosts("company.hr"),
+            ["everyone.example.com", "intranet.local"]
+        );
         assert_eq!(hosts("companyx"), ["everyone.example.com"]);
         for bad in ["company", "=a.com", "company="] {
             assert!(parse_namespace_allow(bad).is_err(), "{bad}");

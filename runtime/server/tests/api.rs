@@ -874,3 +874,212 @@ async fn openapi_document_is_served_as_json_and_yaml_without_auth() {
     assert!(yaml["paths"]["/api/v1/executions/{namespace}/{flowId}"]["post"].is_object());
     s.stop().await;
 }
+
+const TOGGLED: &str = r#"id: toggled
+namespace: company.team
+triggers:
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: hook-key
+  - id: every-second
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "* * * * * *"
+    withSeconds: true
+  - id: off-in-source
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: off-key
+    disabled: true
+tasks:
+  - id: echo
+    type: io.kestra.plugin.core.debug.Return
+    format: done
+"#;
+
+/// `disabled` of each trigger listed by `GET /triggers/{ns}/{flowId}`, by trigger id.
+async fn listed_disabled(s: &TestServer, prefix: &str) -> Vec<(String, bool)> {
+    let (status, page) = s
+        .json(
+            reqwest::Method::GET,
+            &format!("{prefix}/triggers/company.team/toggled"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["total"], 3, "{page}");
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            assert_eq!(t["namespace"], "company.team");
+            assert_eq!(t["flowId"], "toggled");
+            (
+                t["triggerId"].as_str().unwrap().to_string(),
+                t["disabled"].as_bool().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn tick(s: &TestServer) -> Value {
+    let (status, report) = s.json(reqwest::Method::POST, "/api/v1/tick").await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_are_disabled_and_enabled_at_run_time() {
+    let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
+    assert_eq!(s.create_flow("/api/v1", TOGGLED).await.0, StatusCode::OK);
+    let f = |id: &str, d: bool| (id.to_string(), d);
+    assert_eq!(
+        listed_disabled(&s, "/api/v1").await,
+        [
+            f("hook", false),
+            f("every-second", false),
+            f("off-in-source", true)
+        ]
+    );
+    let hook = "/api/v1/executions/webhook/company.team/toggled/hook-key?wait=true";
+    let (status, exec) = s.json(reqwest::Method::POST, hook).await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+
+    // disable both (Kestra 1.x path with the tenant): the webhook is a 404, the schedule idles
+    let (status, t) = send(
+        s.req(reqwest::Method::PUT, "/api/v1/main/triggers")
+            .json(&json!({"namespace": "company.team", "flowId": "toggled",
+                          "triggerId": "hook", "disabled": true})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(
+        (t["triggerId"].clone(), t["disabled"].clone()),
+        (json!("hook"), json!(true))
+    );
+    assert!(t["date"].is_string(), "{t}");
+    let (status, bulk) = send(
+        s.req(
+            reqwest::Method::POST,
+            "/api/v1/triggers/set-disabled/by-triggers",
+        )
+        .json(&json!({"disabled": true, "triggers": [
+            {"namespace": "company.team", "flowId": "toggled", "triggerId": "every-second"},
+            {"namespace": "company.team", "flowId": "toggled", "triggerId": "unknown"}
+        ]})),
+    )
+    .await;
+    assert_eq!((status, bulk), (StatusCode::OK, json!({"count": 2})));
+    assert_eq!(
+        listed_disabled(&s, "/api/v1/main").await,
+        [
+            f("hook", true),
+            f("every-second", true),
+            f("off-in-source", true)
+        ]
+    );
+    let (status, err) = s.json(reqwest::Method::POST, hook).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    // the schedule's first date (the next second) passes: no execution
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(tick(&s).await["fired"], 0);
+
+    // enabled again: the webhook answers, the schedule fires from the next date on
+    for id in ["hook", "every-second"] {
+        let (status, t) = send(
+            s.req(reqwest::Method::PUT, "/api/v1/triggers")
+                .json(&json!({"namespace": "company.team", "flowId": "toggled",
+                    "triggerId": id, "disabled": false})),
+        )
+        .await;
+        assert_eq!(
+            (status, t["disabled"].clone()),
+            (StatusCode::OK, json!(false)),
+            "{t}"
+        );
+    }
+    let (status, exec) = s.json(reqwest::Method::POST, hook).await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let report = tick(&s).await;
+    let fired = report["fired"].as_u64().unwrap();
+    // the dates skipped while disabled are not recovered: at most the last second or two
+    assert!((1..=2).contains(&fired), "{report}");
+    // the source's `disabled: true` wins over an enable
+    let (status, t) = send(
+        s.req(reqwest::Method::PUT, "/api/v1/triggers")
+            .json(&json!({"namespace": "company.team", "flowId": "toggled",
+                "triggerId": "off-in-source", "disabled": false})),
+    )
+    .await;
+    assert_eq!(
+        (status, t["disabled"].clone()),
+        (StatusCode::OK, json!(true)),
+        "{t}"
+    );
+    assert_eq!(
+        s.json(
+            reqwest::Method::POST,
+            "/api/v1/executions/webhook/company.team/toggled/off-key"
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+
+    // unknown flow or trigger: 404; a bad body: 422 naming the field
+    for (body, code, needle) in [
+        (
+            json!({"namespace": "company.team", "flowId": "nope", "triggerId": "hook", "disabled": true}),
+            StatusCode::NOT_FOUND,
+            "company.team.nope not found",
+        ),
+        (
+            json!({"namespace": "company.team", "flowId": "toggled", "triggerId": "nope", "disabled": true}),
+            StatusCode::NOT_FOUND,
+            "has no trigger nope",
+        ),
+        (
+            json!({"namespace": "company.team", "flowId": "toggled", "triggerId": "hook"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`disabled`",
+        ),
+        (
+            json!({"namespace": "company.team", "triggerId": "hook", "disabled": true}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "`flowId`",
+        ),
+    ] {
+        let (status, err) = send(s.req(reqwest::Method::PUT, "/api/v1/triggers").json(&body)).await;
+        assert_eq!(status, code, "{body}: {err}");
+        assert!(err["message"].as_str().unwrap().contains(needle), "{err}");
+    }
+    let (status, err) = send(
+        s.req(
+            reqwest::Method::POST,
+            "/api/v1/triggers/set-disabled/by-triggers",
+        )
+        .json(&json!({"disabled": true, "triggers": [{"namespace": "company.team"}]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("triggers[0]: `flowId`"),
+        "{err}"
+    );
+    let (status, _) = s
+        .json(reqwest::Method::GET, "/api/v1/triggers/company.team/nope")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // a deleted flow takes its toggles along
+    let (status, _) = s
+        .json(
+            reqwest::Method::DELETE,
+            "/api/v1/flows/company.team/toggled",
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    s.stop().await;
+}

@@ -100,6 +100,27 @@ triggers:
             namespace: m
             flowId: b
 "#,
+    // switches listener's trigger at run time (the legacy type name)
+    r#"id: toggler
+namespace: t
+inputs:
+  - id: enabled
+    type: BOOLEAN
+tasks:
+  - id: toggle
+    type: io.kestra.core.tasks.trigger.Toggle
+    flowId: listener
+    trigger: after-src
+    enabled: "{{ inputs.enabled }}"
+"#,
+    r#"id: toggle-missing
+namespace: t
+tasks:
+  - id: toggle
+    type: io.kestra.plugin.core.trigger.Toggle
+    flowId: listener
+    trigger: nope
+"#,
 ];
 
 /// A runner over `store` with every flow of [`FLOWS`].
@@ -119,11 +140,18 @@ fn runner(setup: &Setup, store: DynStore) -> Runner {
 /// Runs `namespace.id` and every execution it triggers to their end; all the session's
 /// executions.
 async fn run_all(runner: &Runner, namespace: &str, id: &str) -> (String, Vec<Execution>) {
+    run_with(runner, namespace, id, StartRequest::default()).await
+}
+
+/// [`run_all`] with `req`.
+async fn run_with(
+    runner: &Runner,
+    namespace: &str,
+    id: &str,
+    req: StartRequest,
+) -> (String, Vec<Execution>) {
     let mut session = runner.session();
-    let root = session
-        .start(namespace, id, StartRequest::default(), false)
-        .await
-        .unwrap();
+    let root = session.start(namespace, id, req, false).await.unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     assert!(
         session
@@ -216,4 +244,57 @@ async fn a_multiple_condition_is_carried_on_by_another_runner_over_the_same_stor
     // the results were reset: b alone does not fire again
     let (_, all) = run_all(&second, "m", "b").await;
     assert!(of(&all, "both").is_empty());
+}
+
+fn toggle_to(enabled: bool) -> StartRequest {
+    let mut req = StartRequest::default();
+    req.inputs.insert(
+        "enabled".into(),
+        weft_executor::inputs::RawInput::Json(json!(enabled)),
+    );
+    req
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_toggle_task_disables_and_enables_a_flow_trigger() {
+    let (setup, _dir, store) = setup().await;
+    let runner = runner(&setup, store.clone());
+    let (id, all) = run_with(&runner, "t", "toggler", toggle_to(false)).await;
+    let toggler = all.iter().find(|e| e.id == id).unwrap();
+    assert_eq!(toggler.state.current, State::Success, "{toggler:#?}");
+    let doc = store
+        .get(&weft_store::Key::new("triggers/t/listener/after-src/toggle.json").unwrap())
+        .await
+        .expect("the toggle is stored");
+    let doc: Json = serde_json::from_slice(&doc.bytes).unwrap();
+    assert_eq!(doc["disabled"], json!(true));
+
+    // disabled at run time: src ends, listener does not start (selfish still does)
+    let (_, all) = run_all(&runner, "t", "src").await;
+    assert!(of(&all, "listener").is_empty(), "{all:#?}");
+    assert_eq!(of(&all, "selfish").len(), 1);
+
+    // enabled again (by another runner over the same store): it fires
+    let other = self::runner(&setup, store.clone());
+    let (_, _) = run_with(&other, "t", "toggler", toggle_to(true)).await;
+    let (_, all) = run_all(&runner, "t", "src").await;
+    assert_eq!(of(&all, "listener").len(), 1, "{all:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toggle_of_an_unknown_trigger_fails_the_task() {
+    let (setup, _dir, store) = setup().await;
+    let runner = runner(&setup, store.clone());
+    let (id, all) = run_all(&runner, "t", "toggle-missing").await;
+    let exec = all.iter().find(|e| e.id == id).unwrap();
+    assert_eq!(exec.state.current, State::Failed);
+    let logs = weft_store::repo::LogRepo::new(store)
+        .read_all(&id)
+        .await
+        .unwrap();
+    let text = serde_json::to_string(&logs).unwrap();
+    assert!(
+        text.contains("flow `t.listener` has no trigger `nope`"),
+        "{text}"
+    );
 }

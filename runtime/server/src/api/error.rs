@@ -28,6 +28,11 @@ impl ApiError {
         }
     }
 
+    /// The status code answered.
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub(crate) fn with_details(mut self, details: Json_) -> Self {
         self.details = Some(details);
         self

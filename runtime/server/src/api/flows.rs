@@ -170,6 +170,10 @@ pub(crate) async fn delete(
 ) -> ApiResult<StatusCode> {
     repo(&app, &tenant)?.delete(&namespace, &id).await?;
     saved(&app, &tenant, &namespace, &id, None).await?;
+    // its triggers' run-time toggles go with it (a flow saved again later starts enabled)
+    weft_store::repo::ToggleRepo::new(tenant.store(&app.store)?)
+        .delete_flow(&namespace, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

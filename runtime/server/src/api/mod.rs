@@ -23,6 +23,7 @@ mod secrets;
 mod store_flows;
 mod tenant;
 mod tick;
+mod triggers;
 mod webhooks;
 
 use std::future::Future;
@@ -177,6 +178,17 @@ pub(crate) fn protected_routes() -> Routes {
         .add(Post, "/api/v1/executions/{id}/resume", executions::resume)
         .add(Post, "/api/v1/executions/{id}/restart", executions::restart)
         .add(Post, "/api/v1/executions/{id}/replay", executions::replay)
+        .add(Put, "/api/v1/triggers", triggers::update)
+        .add(
+            Post,
+            "/api/v1/triggers/set-disabled/by-triggers",
+            triggers::set_disabled_by_triggers,
+        )
+        .add(
+            Get,
+            "/api/v1/triggers/{namespace}/{flow_id}",
+            triggers::for_flow,
+        )
         .add(Post, "/api/v1/tick", tick::handle)
         .add(Get, "/metrics", health::metrics)
 }

@@ -9,6 +9,11 @@
 //! id is derived from the tenant, flow, trigger and date, and created only if absent, so a date is
 //! fired once however many instances tick at the same time, and a tick that died halfway is
 //! finished by the next one; the entry then moves on with a version condition.
+//!
+//! A trigger disabled at run time (`PUT /api/v1/triggers`, the Toggle task: its toggle document,
+//! [`ToggleRepo`], read only when a date is due) starts nothing: its due dates pass as if fired,
+//! so once enabled again it goes on from the next date after that (missed dates are not
+//! recovered, as Kestra's `recoverMissedSchedules: NONE`).
 
 use std::sync::Arc;
 
@@ -18,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use weft_flow::model::{Flow, Trigger};
 use weft_flow::schedule::{Fire, Schedule, ScheduleState};
+use weft_store::repo::ToggleRepo;
 use weft_store::{Condition, Key, StoreError};
 
 use super::App;
@@ -156,7 +162,13 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
             continue;
         }
         let mut complete = true;
-        for fire in &due.fires {
+        let fires = if !due.fires.is_empty() && disabled(app, &entry).await {
+            // disabled at run time: its dates pass without executions
+            &[][..]
+        } else {
+            &due.fires[..]
+        };
+        for fire in fires {
             match start(app, &entry, &schedule, fire).await {
                 Ok(true) => started += 1,
                 Ok(false) => {}
@@ -198,6 +210,26 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
         }
     }
     Ok(started)
+}
+
+/// Whether the entry's trigger is disabled at run time (a toggle that cannot be read is logged
+/// and counts as enabled: the schedule keeps firing).
+async fn disabled(app: &App, entry: &Entry) -> bool {
+    let store = match Tenant(entry.tenant.clone()).store(&app.store) {
+        Ok(s) => s,
+        Err(_) => return false,
+    };
+    match ToggleRepo::new(store)
+        .is_disabled(&entry.namespace, &entry.flow_id, &entry.trigger.id)
+        .await
+    {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(namespace = %entry.namespace, flow = %entry.flow_id,
+                trigger = %entry.trigger.id, error = %e, "trigger toggle not read");
+            false
+        }
+    }
 }
 
 /// Starts the execution of one fire; false when it exists already (fired by another tick).

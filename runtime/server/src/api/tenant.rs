@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult};
 pub(crate) const DEFAULT_TENANT: &str = "main";
 
 /// First path segments after `/api/v1/` that are resources, never tenants.
-const RESOURCES: &[&str] = &["flows", "executions", "logs"];
+const RESOURCES: &[&str] = &["flows", "executions", "logs", "triggers"];
 
 /// The tenant a request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,8 @@
 //! trigger whose `key` (an expression: `{{ flow.id }}`, `{{ secret('X') }}`) renders to `key`
 //! starts an execution with `trigger.body` (JSON when the body is JSON, else text),
 //! `trigger.headers` and `trigger.parameters` (each name to a list of values). Kestra's codes:
-//! 404 for an unknown flow or key, 204 when the trigger's conditions are false. The key is the
+//! 404 for an unknown flow or key (or a trigger disabled, in the source or at run time), 204 when
+//! the trigger's conditions are false. The key is the
 //! webhook's authentication (compared in constant time), so no bearer token is needed.
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use serde_json::{Map, Value as JsonValue, json};
 use weft_executor::inputs::RawInput;
 use weft_flow::expr::Context;
 use weft_flow::model::Trigger;
-use weft_store::repo::FlowRepo;
+use weft_store::repo::{FlowRepo, ToggleRepo};
 
 use super::App;
 use super::auth::same_secret;
@@ -202,6 +203,14 @@ pub(crate) async fn call(
         app.metrics.webhook("not_found");
         return Err(not_found());
     };
+    // disabled at run time (API, Toggle task): as an unknown key
+    if ToggleRepo::new(store.clone())
+        .is_disabled(&namespace, &flow_id, &trigger.id)
+        .await?
+    {
+        app.metrics.webhook("not_found");
+        return Err(not_found());
+    }
     let variables = json!({
         "body": body_json(&body),
         "headers": headers_json(&headers),

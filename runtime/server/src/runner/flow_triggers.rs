@@ -3,7 +3,8 @@
 //!
 //! - Candidates are the flows of the [`Catalog`]: those added and those its [`FlowSource`]
 //!   lists ([`FlowSource::triggered`]), listed once per catalog. A flow never triggers itself;
-//!   disabled flows and triggers never fire.
+//!   disabled flows and triggers never fire, nor do triggers disabled at run time (their
+//!   toggle document, [`ToggleRepo`], read only for a trigger whose conditions match).
 //! - A trigger with a `MultipleCondition` or `preconditions` keeps its state in storage,
 //!   `triggers/{namespace}/{flowId}/{triggerId}.json` ([`TriggerRepo`]), read and written back
 //!   with a version condition (re-applied on a conflict), so instances never lose each other's
@@ -26,7 +27,7 @@ use weft_executor::execution::CORRELATION_LABEL;
 use weft_executor::inputs::RawInput;
 use weft_flow::flow_trigger::{FlowTrigger, FlowTriggerState, Source};
 use weft_flow::model::Flow;
-use weft_store::repo::TriggerRepo;
+use weft_store::repo::{ToggleRepo, TriggerRepo};
 
 use super::control::Session;
 use super::{Catalog, RunError, Runner, StartRequest};
@@ -103,6 +104,17 @@ impl Runner {
         src: &Source<'_>,
     ) -> Result<bool, String> {
         if !t.matches(src, &self.renderer)? {
+            return Ok(false);
+        }
+        // disabled at run time (API, Toggle task): read only for the triggers that match
+        let toggles = ToggleRepo::new(self.store.clone());
+        if toggles
+            .is_disabled(&flow.namespace, &flow.id, t.trigger_id())
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            tracing::debug!(namespace = %flow.namespace, flow = %flow.id,
+                trigger = t.trigger_id(), "Flow trigger disabled at run time: not fired");
             return Ok(false);
         }
         if !t.is_stateful() {

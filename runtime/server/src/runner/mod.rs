@@ -10,6 +10,7 @@ pub mod control;
 mod flow_triggers;
 mod host;
 mod logs;
+mod toggle;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -516,6 +517,10 @@ impl Runner {
                     return Ok(());
                 };
                 self.observer.attempt_started(&task);
+                if task.task_type == toggle::TOGGLE_TYPE {
+                    self.toggle_attempt(live, &task, tx).await;
+                    return Ok(());
+                }
                 let key = (exec_id.to_string(), task.task_run_id.clone(), task.attempt);
                 let handle = self.spawn_attempt(live, *task, tx.clone());
                 attempts.insert(key, handle);
@@ -690,6 +695,41 @@ impl Runner {
             }
         }
         Ok(rest)
+    }
+
+    /// Performs a Toggle attempt here (it needs the store and the catalog, not a plugin) and
+    /// sends its result as a worker's.
+    async fn toggle_attempt(
+        &self,
+        live: &Live,
+        task: &RunTask,
+        tx: &mpsc::UnboundedSender<Finished>,
+    ) {
+        let started = Instant::now();
+        let mut logs = AttemptLogs::new(live.files.namespace(), live.files.flow_id(), task);
+        let (state, level, line) = match self.run_toggle(task).await {
+            Ok(line) => (State::Success, "INFO", line),
+            Err(e) => (State::Failed, "ERROR", e),
+        };
+        self.observer
+            .log(&task.execution_id, &task.task_id, level, &line);
+        logs.push(level, &line);
+        if let Err(e) = logs.store(&LogRepo::new(self.store.clone())).await {
+            tracing::warn!(error = %e, "could not store the attempt's logs");
+        }
+        self.observer
+            .attempt_ended(task, state, started.elapsed().as_millis());
+        let _ = tx.send(Finished {
+            exec_id: task.execution_id.clone(),
+            result: WorkerResult {
+                task_run_id: task.task_run_id.clone(),
+                attempt: task.attempt,
+                state,
+                outputs: toggle::outputs(),
+                metrics: Vec::new(),
+                log_file: None,
+            },
+        });
     }
 
     fn spawn_attempt(

@@ -14,6 +14,7 @@
 //! logs/{executionId}/{taskRunId}-{attempt}.ndjson                 task logs
 //! index/executions/{namespace}/{flowId}/{startDate}-{executionId} execution index
 //! triggers/{namespace}/{flowId}/{triggerId}.json                  trigger state
+//! triggers/{namespace}/{flowId}/{triggerId}/toggle.json           trigger disabled at run time
 //! kv/{namespace}/{key}.json                                       namespace KV store
 //! plugins/{name}/{version}.wasm, cache/{engineHash}/{sha256}.cwasm plugins, precompiled code
 //! ```
@@ -39,6 +40,7 @@ mod logs;
 mod names;
 mod offload;
 mod plugins;
+mod toggles;
 mod triggers;
 
 #[cfg(test)]
@@ -61,4 +63,5 @@ pub use offload::{
     marker_for, offload_outputs, outputs_size,
 };
 pub use plugins::{PluginObject, PluginRepo};
+pub use toggles::{ToggleRepo, TriggerToggle};
 pub use triggers::TriggerRepo;

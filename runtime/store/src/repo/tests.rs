@@ -92,6 +92,8 @@ on_both!(
     logs_per_attempt,
     index_lists_by_flow_and_date,
     trigger_state_is_conditional,
+    trigger_toggles,
+    concurrent_toggles_are_not_lost,
     kv_with_ttl,
     plugins_and_cache,
 );
@@ -1097,6 +1099,16 @@ async fn trigger_state_is_conditional(env: Env) {
             .is_conflict()
     );
     assert_eq!(repo.list("a", "f").await.unwrap(), vec!["every".to_owned()]);
+    // a toggle of the same trigger is a document of its own
+    ToggleRepo::new(env.store.clone())
+        .set("a", "f", "every", true, chrono::Utc::now())
+        .await
+        .unwrap();
+    assert_eq!(repo.list("a", "f").await.unwrap(), vec!["every".to_owned()]);
+    assert_eq!(
+        repo.get("a", "f", "every").await.unwrap().unwrap().value,
+        next
+    );
     repo.delete("a", "f", "every").await.unwrap();
     assert!(repo.get("a", "f", "every").await.unwrap().is_none());
 }
@@ -1184,4 +1196,71 @@ async fn plugins_and_cache(env: Env) {
     assert!(repo.get_cached("other", "abc123").await.unwrap().is_none());
     repo.delete_plugin("core", "0.1.0").await.unwrap();
     assert!(repo.list_plugins().await.unwrap().is_empty());
+}
+
+async fn trigger_toggles(env: Env) {
+    let repo = ToggleRepo::new(env.store.clone());
+    let t0 = chrono::Utc::now();
+    let t1 = t0 + chrono::Duration::seconds(1);
+    assert!(repo.get("a.b", "f", "sched").await.unwrap().is_none());
+    assert!(!repo.is_disabled("a.b", "f", "sched").await.unwrap());
+    let before = env.counts();
+    let set = repo.set("a.b", "f", "sched", true, t0).await.unwrap();
+    // GET (absent) + PUT if absent
+    assert_eq!(env.counts().since(&before).total(), 2);
+    assert_eq!(
+        set,
+        TriggerToggle {
+            disabled: true,
+            date: t0
+        }
+    );
+    assert!(repo.is_disabled("a.b", "f", "sched").await.unwrap());
+    // already disabled: nothing written, the date stays the switch's
+    let before = env.counts();
+    assert_eq!(
+        repo.set("a.b", "f", "sched", true, t1).await.unwrap().date,
+        t0
+    );
+    assert_eq!(env.counts().since(&before).total(), 1);
+    let enabled = repo.set("a.b", "f", "sched", false, t1).await.unwrap();
+    assert_eq!((enabled.disabled, enabled.date), (false, t1));
+    repo.set("a.b", "f", "hook", true, t1).await.unwrap();
+    let listed = repo.list("a.b", "f").await.unwrap();
+    assert_eq!(listed.keys().collect::<Vec<_>>(), ["hook", "sched"]);
+    assert!(listed["hook"].disabled && !listed["sched"].disabled);
+    // the stored shape
+    let raw = env
+        .store
+        .get(&crate::Key::new("triggers/a.b/f/hook/toggle.json").unwrap())
+        .await
+        .unwrap();
+    let v: Json = serde_json::from_slice(&raw.bytes).unwrap();
+    assert_eq!(v["disabled"], json!(true));
+    assert!(v["date"].is_string());
+    assert!(repo.set("a.b", "f", "../x", true, t1).await.is_err());
+    repo.delete_flow("a.b", "f").await.unwrap();
+    assert!(repo.list("a.b", "f").await.unwrap().is_empty());
+}
+
+async fn concurrent_toggles_are_not_lost(env: Env) {
+    // many writers switch distinct triggers and one shared trigger: every switch lands
+    let repo = ToggleRepo::new(env.store.clone());
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let repo = repo.clone();
+        tasks.push(tokio::spawn(async move {
+            let now = chrono::Utc::now();
+            repo.set("a", "f", &format!("t{i}"), true, now)
+                .await
+                .unwrap();
+            repo.set("a", "f", "shared", i % 2 == 0, now).await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let listed = repo.list("a", "f").await.unwrap();
+    assert_eq!(listed.len(), 9);
+    assert!((0..8).all(|i| listed[&format!("t{i}")].disabled));
 }

@@ -150,6 +150,8 @@ where
                     .as_str()
                     .strip_prefix(&prefix)?
                     .strip_suffix(".json")
+                    // not the toggles (`{triggerId}/toggle.json`, ToggleRepo)
+                    .filter(|id| !id.contains('/'))
                     .map(str::to_owned)
             })
             .collect())
