@@ -16,11 +16,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{Instance, create_flow, env_refs, free_port, s3_env, server_command};
 use tokio::sync::Mutex;
 
 const FLOW: &str = r#"id: two
@@ -38,45 +40,13 @@ tasks:
     format: "{{ outputs.first.value }} again"
 "#;
 
-/// A `weft server` process; killed when dropped.
-struct Server {
-    child: Child,
-    url: String,
-}
+/// Environment of the benchmarked servers: no tick, warnings only.
+const SERVER_ENV: [(&str, &str); 2] = [("WEFT_TICK_INTERVAL_SECS", "0"), ("RUST_LOG", "warn")];
 
-impl Server {
-    fn spawn(storage: &str, listen: &str, env: &[(String, String)]) -> Child {
-        Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["server", "--listen", listen, "--storage", storage])
-            .env("WEFT_TICK_INTERVAL_SECS", "0")
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap()
-    }
-
-    fn start(storage: &str, env: &[(String, String)]) -> Server {
-        let mut child = Server::spawn(storage, "127.0.0.1:0", env);
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("weft server listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_string();
-        Server { child, url }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn server(storage: &str, listen: &str, env: &[(String, String)]) -> std::process::Command {
+    let mut all = SERVER_ENV.to_vec();
+    all.extend(env_refs(env));
+    server_command(storage, listen, &all)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -146,24 +116,13 @@ async fn hold(
     )
 }
 
-async fn create_flow(http: &reqwest::Client, url: &str) {
-    let r = http
-        .post(format!("{url}/api/v1/flows"))
-        .header("content-type", "application/x-yaml")
-        .body(FLOW)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
-}
-
 async fn rising_rate(label: &str, storage: &str, env: &[(String, String)]) {
-    let server = Server::start(storage, env);
+    let server = Instance::spawn(server(storage, "127.0.0.1:0", env));
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(4096)
         .build()
         .unwrap();
-    create_flow(&http, &server.url).await;
+    create_flow(&http, &server.url, FLOW).await;
     // warm up: plugin instances, connections, the flow cache of the store
     let _ = hold(&http, &server.url, 20, 1).await;
     let secs: u64 = std::env::var("WEFT_BENCH_SECONDS")
@@ -196,21 +155,19 @@ async fn rising_rate(label: &str, storage: &str, env: &[(String, String)]) {
 async fn cold_start(storage: &str, runs: usize) -> Vec<Duration> {
     let http = reqwest::Client::new();
     {
-        let server = Server::start(storage, &[]);
-        create_flow(&http, &server.url).await;
+        let server = Instance::spawn(server(storage, "127.0.0.1:0", &[]));
+        create_flow(&http, &server.url, FLOW).await;
     }
     let mut times = Vec::new();
     for _ in 0..runs {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let url = format!(
             "http://127.0.0.1:{port}/api/v1/executions/webhook/bench/two/bench-key?wait=true"
         );
         let began = Instant::now();
-        let mut child = Server::spawn(storage, &format!("127.0.0.1:{port}"), &[]);
+        let mut child = server(storage, &format!("127.0.0.1:{port}"), &[])
+            .spawn()
+            .unwrap();
         let took = loop {
             match http.post(&url).send().await {
                 Ok(r) if r.status().is_success() => break began.elapsed(),
@@ -251,18 +208,8 @@ async fn main() {
                 Ok(b) => b,
                 Err(e) => return println!("\nS3: skipped ({e})"),
             };
-            let mut env = vec![("AWS_ENDPOINT_URL".to_string(), s3.endpoint().to_string())];
-            if s3.is_moto() {
-                for (k, v) in [
-                    ("AWS_ACCESS_KEY_ID", "testing"),
-                    ("AWS_SECRET_ACCESS_KEY", "testing"),
-                    ("AWS_REGION", "us-east-1"),
-                ] {
-                    env.push((k.to_string(), v.to_string()));
-                }
-            }
             let storage = format!("s3://{}/bench", bucket.bucket());
-            rising_rate("S3 (moto on loopback)", &storage, &env).await;
+            rising_rate("S3 (moto on loopback)", &storage, &s3_env(&s3)).await;
         }
         Err(e) => println!("\nS3: skipped ({e})"),
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Instance, free_port};
+use common::{Instance, create_flow, env_refs, free_port, s3_env};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use weft_store::testing::TestS3;
@@ -221,17 +221,8 @@ async fn three_servers_behind_haproxy_survive_a_sigkill_and_run_every_call_once(
     let s3 = TestS3::start().expect("an S3-compatible server (tests/s3-server installs moto)");
     let bucket = s3.bucket("lb").await.unwrap();
     let storage = format!("s3://{}/weft", bucket.bucket());
-    let mut env = vec![("AWS_ENDPOINT_URL", s3.endpoint().to_string())];
-    if s3.is_moto() {
-        for (k, v) in [
-            ("AWS_ACCESS_KEY_ID", "testing"),
-            ("AWS_SECRET_ACCESS_KEY", "testing"),
-            ("AWS_REGION", "us-east-1"),
-        ] {
-            env.push((k, v.to_string()));
-        }
-    }
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let owned_env = s3_env(&s3);
+    let env = env_refs(&owned_env);
 
     let dir = tempfile::tempdir().unwrap();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
@@ -243,14 +234,7 @@ async fn three_servers_behind_haproxy_survive_a_sigkill_and_run_every_call_once(
     let http = reqwest::Client::new();
 
     for flow in [ORDERS, EVERY_SECOND] {
-        let r = http
-            .post(format!("{lb}/api/v1/flows"))
-            .header("content-type", "application/x-yaml")
-            .body(flow)
-            .send()
-            .await
-            .unwrap();
-        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+        create_flow(&http, &lb, flow).await;
     }
 
     // the second server is killed when half of the calls were answered, and started again on
@@ -260,11 +244,7 @@ async fn three_servers_behind_haproxy_survive_a_sigkill_and_run_every_call_once(
     let mut victim = pool.remove(1);
     let killer = {
         let answered = answered.clone();
-        let (storage, port) = (storage.clone(), ports[1]);
-        let env: Vec<(String, String)> = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let (storage, port, env) = (storage.clone(), ports[1], owned_env.clone());
         tokio::spawn(async move {
             while answered.load(Ordering::SeqCst) < CALLS / 2 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -277,9 +257,7 @@ async fn three_servers_behind_haproxy_survive_a_sigkill_and_run_every_call_once(
             );
             tokio::time::sleep(Duration::from_secs(2)).await;
             tokio::task::spawn_blocking(move || {
-                let env: Vec<(&str, &str)> =
-                    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                Instance::start_on(&storage, &format!("127.0.0.1:{port}"), 1, &env)
+                Instance::start_on(&storage, &format!("127.0.0.1:{port}"), 1, &env_refs(&env))
             })
             .await
             .unwrap()

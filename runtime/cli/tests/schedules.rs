@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::Instance;
+use common::{Instance, create_flow};
 use serde_json::Value;
 
 const FLOW: &str = r#"id: every-second
@@ -35,14 +35,7 @@ async fn three_instances_fire_each_date_of_a_schedule_once() {
     let http = reqwest::Client::new();
     let pool: Vec<Instance> = (0..3).map(|_| Instance::start(&store, 1)).collect();
 
-    let r = http
-        .post(format!("{}/api/v1/flows", pool[0].url))
-        .header("content-type", "application/x-yaml")
-        .body(FLOW)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    create_flow(&http, &pool[0].url, FLOW).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
     let r = http
         .delete(format!(

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Instance;
+use common::{Instance, create_flow};
 use serde_json::Value;
 
 const FLOW: &str = r#"id: nap
@@ -58,14 +58,7 @@ async fn a_killed_instance_s_execution_is_taken_over_by_a_tick_and_ends() {
     let http = reqwest::Client::new();
 
     let a = Instance::start(&store, 0);
-    let r = http
-        .post(format!("{}/api/v1/flows", a.url))
-        .header("content-type", "application/x-yaml")
-        .body(FLOW)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    create_flow(&http, &a.url, FLOW).await;
     let started: Value = http
         .post(format!("{}/api/v1/executions/company.team/nap", a.url))
         .send()

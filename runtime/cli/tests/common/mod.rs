@@ -1,4 +1,4 @@
-//! Real `weft server` processes for the tests of this folder.
+//! Real `weft server` processes for the tests of this folder and the HTTP benchmark.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -11,29 +11,45 @@ use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-/// A `weft server` process on `store`, ticking every `tick` seconds (0: never), with leases of
-/// 3 s.
+/// `weft server` on storage URL `storage`, listening on `listen`, with these environment
+/// variables; stdout piped (its first line names the address), stderr dropped.
+pub fn server_command(storage: &str, listen: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
+    command
+        .args(["server", "--listen", listen, "--storage", storage])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    command
+}
+
+/// A `weft server` process; killed when dropped.
 pub struct Instance {
     child: Child,
     pub url: String,
 }
 
 impl Instance {
+    /// On the local store `store`, ticking every `tick` seconds (0: never), with leases of 3 s.
     pub fn start(store: &Path, tick: u32) -> Instance {
         Instance::start_on(&store.display().to_string(), "127.0.0.1:0", tick, &[])
     }
 
-    /// On storage URL `storage`, listening on `listen`, with more environment variables.
+    /// As [`Instance::start`], on storage URL `storage`, listening on `listen`, with more
+    /// environment variables.
     pub fn start_on(storage: &str, listen: &str, tick: u32, env: &[(&str, &str)]) -> Instance {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weft"))
-            .args(["server", "--listen", listen, "--storage", storage])
-            .env("WEFT_LEASE_TTL_SECS", "3")
-            .env("WEFT_TICK_INTERVAL_SECS", tick.to_string())
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let tick = tick.to_string();
+        let mut all = vec![
+            ("WEFT_LEASE_TTL_SECS", "3"),
+            ("WEFT_TICK_INTERVAL_SECS", tick.as_str()),
+        ];
+        all.extend_from_slice(env);
+        Instance::spawn(server_command(storage, listen, &all))
+    }
+
+    /// Runs a [`server_command`] and waits until it listens.
+    pub fn spawn(mut command: Command) -> Instance {
+        let mut child = command.spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -51,6 +67,39 @@ impl Instance {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Creates a flow through the API of `base`; panics with the answer when it is refused.
+pub async fn create_flow(http: &reqwest::Client, base: &str, yaml: &str) {
+    let r = http
+        .post(format!("{base}/api/v1/flows"))
+        .header("content-type", "application/x-yaml")
+        .body(yaml.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+}
+
+/// The environment a `weft server` needs to reach `s3` (credentials for moto; an outside server's
+/// come from the caller's AWS variables).
+pub fn s3_env(s3: &weft_store::testing::TestS3) -> Vec<(String, String)> {
+    let mut env = vec![("AWS_ENDPOINT_URL".to_string(), s3.endpoint().to_string())];
+    if s3.is_moto() {
+        for (k, v) in [
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            env.push((k.to_string(), v.to_string()));
+        }
+    }
+    env
+}
+
+/// Borrowed pairs of `env`, as [`server_command`] takes them.
+pub fn env_refs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// A free TCP port of 127.0.0.1 (free when probed).
