@@ -140,7 +140,11 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
         let object = match app.store.get(&listed.key).await {
             Ok(o) => o,
             Err(e) if e.is_not_found() => continue,
-            Err(e) => return Err(e),
+            // the other schedules still fire; this one is read again at the next tick
+            Err(e) => {
+                tracing::warn!(key = %listed.key, error = %e, "schedule entry not read");
+                continue;
+            }
         };
         let mut entry: Entry = match serde_json::from_slice(&object.bytes) {
             Ok(e) => e,
@@ -172,6 +176,17 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
             match start(app, &entry, &schedule, fire).await {
                 Ok(true) => started += 1,
                 Ok(false) => {}
+                // a date that can never start (inputs refused, the flow gone or broken) passes,
+                // or it would hold back every later date: only storage errors are tried again
+                Err(
+                    e @ (RunError::Inputs(_) | RunError::Flow { .. } | RunError::UnknownFlow(_)),
+                ) => {
+                    tracing::error!(
+                        namespace = %entry.namespace, flow = %entry.flow_id,
+                        trigger = %entry.trigger.id, date = %fire.date, error = %e,
+                        "the scheduled execution cannot start; this date is skipped"
+                    );
+                }
                 Err(e) => {
                     tracing::warn!(
                         namespace = %entry.namespace, flow = %entry.flow_id,

@@ -2,8 +2,8 @@
 //! executors, with a cache shared by every driver of the process.
 //!
 //! - A revision never changes once written, so its executor is parsed once per process and kept
-//!   (by tenant, namespace, flow and revision); starting the latest revision still reads which
-//!   revision is the latest, one GET.
+//!   (by tenant, namespace, flow and revision). Starting the latest revision still reads it (the
+//!   flow's index and the revision: two GETs); a start at a known revision reads nothing.
 //! - The flows with Flow triggers, which every driver consults when an execution ends, are
 //!   listed (one LIST of the flows, a GET only for a revision not seen before) at most once per
 //!   [`LISTENERS_TTL`] per tenant, and at once after a flow of the tenant was saved or deleted
@@ -109,7 +109,7 @@ impl StoreFlows {
     }
 
     /// The executor of a stored revision, parsed once per process.
-    fn executor(&self, rev: &FlowRevision) -> Result<Arc<Executor>, RunError> {
+    pub(crate) fn executor(&self, rev: &FlowRevision) -> Result<Arc<Executor>, RunError> {
         let key = self.key(&rev.namespace, &rev.id, rev.revision);
         if let Some(e) = self.cache.parsed(&key) {
             return Ok(e);

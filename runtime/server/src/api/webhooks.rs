@@ -26,6 +26,7 @@ use super::error::{ApiError, ApiResult};
 use super::executions::{idempotency_seed, start_and_answer};
 use super::inputs::{query_flag, query_pairs};
 use super::secrets::EnvSecrets;
+use super::store_flows::StoreFlows;
 use super::tenant::Tenant;
 use crate::runner::StartRequest;
 
@@ -180,18 +181,20 @@ pub(crate) async fn call(
         return Err(not_found());
     };
     // before a key matched, a caller learns nothing but "not found": not whether the flow
-    // exists, is disabled or is broken (the log says which)
-    let flow = match weft_flow::parse_flow(&rev.source, &app.setup.registry) {
-        Ok(parsed) => parsed.flow,
-        Err(_) => {
+    // exists, is disabled or is broken (the log says which). The revision is parsed once per
+    // process, and the execution starts this very revision (no second read of the flow).
+    let executor = match StoreFlows::new(&app, &tenant.0, store.clone()).executor(&rev) {
+        Ok(executor) => executor,
+        Err(e) => {
             tracing::warn!(
-                namespace = %namespace, flow = %flow_id, revision = rev.revision,
+                namespace = %namespace, flow = %flow_id, revision = rev.revision, error = %e,
                 "webhook on a flow revision that is not valid any more; fix it with PUT"
             );
             app.metrics.webhook("not_found");
             return Err(not_found());
         }
     };
+    let flow = executor.flow();
     if flow.disabled {
         app.metrics.webhook("not_found");
         return Err(not_found());
@@ -199,7 +202,7 @@ pub(crate) async fn call(
     let flow_vars = json!({
         "flow": { "id": flow.id, "namespace": flow.namespace, "revision": rev.revision },
     });
-    let Some(trigger) = find_trigger(&app, &flow, &flow_vars, &key) else {
+    let Some(trigger) = find_trigger(&app, flow, &flow_vars, &key) else {
         app.metrics.webhook("not_found");
         return Err(not_found());
     };
@@ -224,6 +227,7 @@ pub(crate) async fn call(
     }
     let mut req = StartRequest {
         seed: idempotency_seed(&headers, &tenant, &namespace, &flow_id)?,
+        revision: Some(rev.revision),
         trigger: Some(json!({
             "id": trigger.id,
             "type": trigger.type_name,

@@ -173,7 +173,11 @@ impl Session<'_> {
         req: StartRequest,
         raw: bool,
     ) -> Result<String, RunError> {
-        let executor = self.runner.catalog.resolve(namespace, id).await?;
+        let executor = self
+            .runner
+            .catalog
+            .resolve_revision(namespace, id, req.revision)
+            .await?;
         self.start_executor(executor, req, raw).await
     }
 

@@ -239,7 +239,7 @@ impl Session<'_> {
             labels,
             trigger: Some(t.trigger_json(src)),
             seed: Some(seed),
-            files: Vec::new(),
+            ..StartRequest::default()
         };
         // as Kestra, the trigger's inputs go in as rendered (defaults added, nothing validated)
         match self.start_executor(executor, req, true).await {

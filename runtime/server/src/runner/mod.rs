@@ -210,6 +210,8 @@ pub struct StartRequest {
     /// Derives the execution's id (the same seed, the same id: a schedule's fire creates its
     /// execution once however many instances fire it); a random id when `None`.
     pub seed: Option<u64>,
+    /// The revision of the flow to start (one the caller read already); the latest when `None`.
+    pub revision: Option<u32>,
 }
 
 /// Runs executions to their end in this process.
