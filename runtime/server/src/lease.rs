@@ -144,38 +144,10 @@ impl Leases {
             expires_at: self.expiry(now),
             executions,
         };
-        // only if absent, or expired and holding nothing but what this driver holds (its
-        // process died: this driver carries those on, and no tick takes them over a second
-        // time). A live driver elsewhere keeps its lease, and so does a dead one that held
-        // more (subflows: a tick takes them all over); an action is then driven here without one
-        let key = Self::key(tenant, root)?;
-        match self
-            .write(key.clone(), doc.clone(), Condition::IfAbsent)
+        // only if absent: a live driver elsewhere keeps its lease (an action on its execution
+        // is then driven here without one), an expired one is for a tick to claim
+        self.write(Self::key(tenant, root)?, doc, Condition::IfAbsent)
             .await
-        {
-            Err(LeaseError::Lost(_)) => {}
-            other => return other,
-        }
-        let held = match self.store.get(&key).await {
-            Ok(object) => object,
-            Err(source) if source.is_not_found() => return Err(LeaseError::Lost(doc.root)),
-            Err(source) => {
-                return Err(LeaseError::Store {
-                    root: doc.root,
-                    source,
-                });
-            }
-        };
-        match serde_json::from_slice::<LeaseDoc>(&held.bytes) {
-            Ok(old)
-                if old.expires_at <= now
-                    && old.executions.iter().all(|e| doc.executions.contains(e)) =>
-            {
-                self.write(key, doc, Condition::IfVersion(held.version))
-                    .await
-            }
-            _ => Err(LeaseError::Lost(doc.root)),
-        }
     }
 
     /// Renews a lease this process holds, with the executions its driver holds now.
@@ -288,32 +260,6 @@ mod tests {
             .unwrap();
         // not expired yet: nobody claims it
         assert!(b.claim_expired(t0).await.unwrap().is_empty());
-        // a new driver of E3 takes the expired lease of E3's dead process, unless that one held
-        // more than E3 (then a tick takes them all over)
-        let after = t0 + chrono::TimeDelta::seconds(31);
-        let dead = c
-            .acquire("main", "E3", vec!["E3".into()], t0)
-            .await
-            .unwrap();
-        let revived = b
-            .acquire("main", "E3", vec!["E3".into()], after)
-            .await
-            .unwrap();
-        assert_eq!(revived.doc().owner, b.owner());
-        assert!(matches!(
-            c.renew(&dead, vec![], t0).await,
-            Err(LeaseError::Lost(_))
-        ));
-        b.release(&revived).await;
-        let more = c
-            .acquire("main", "E5", vec!["E5".into(), "E6".into()], t0)
-            .await
-            .unwrap();
-        assert!(matches!(
-            b.acquire("main", "E5", vec!["E5".into()], after).await,
-            Err(LeaseError::Lost(_))
-        ));
-        c.release(&more).await;
         // expired: one of two instances claims it
         let later = t0 + chrono::TimeDelta::seconds(31);
         let won_b = b.claim_expired(later).await.unwrap();

@@ -391,6 +391,8 @@ impl Scenario<'_> {
                 if let Some(alias) = step.get("as").and_then(Json::as_str) {
                     self.aliases.insert(alias.to_string(), id.clone());
                 }
+                // seen: a later `assert_not_triggered` or `await_triggered` looks past it
+                self.started.push(id.clone());
                 self.check(expect, &id, None).await;
             }
             "assert_not_triggered" => {
