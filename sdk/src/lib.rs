@@ -560,6 +560,14 @@ impl Context {
         wit::storage::delete(uri).map_err(Error::Storage)
     }
 
+    /// The attempt's working directory, when the host granted one (tasks inside a
+    /// `WorkingDirectory` share one): the folder `/`, read and written with `std::fs`. `None`
+    /// when the attempt has no file system at all (the default).
+    pub fn work_dir(&self) -> Option<&'static std::path::Path> {
+        let root = std::path::Path::new("/");
+        std::fs::read_dir(root).is_ok().then_some(root)
+    }
+
     /// Report a file as one of the task run's output files.
     pub fn output_file(&self, name: &str, uri: &str) {
         wit::storage::output_file(name, uri);

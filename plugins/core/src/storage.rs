@@ -342,7 +342,9 @@ impl Task for LocalFiles {
     type Outputs = LocalFilesOutputs;
 
     fn run(self, ctx: &Context) -> Result<LocalFilesOutputs> {
-        let mut uris = BTreeMap::new();
+        let dir = ctx.work_dir();
+        // without a working directory (outside a WorkingDirectory) the files live in memory
+        let mut in_memory = BTreeMap::new();
         for (name, content) in &self.inputs {
             let name = ctx.render_str(name)?;
             if name.starts_with('/') || name.split('/').any(|p| p == "..") {
@@ -351,12 +353,75 @@ impl Task for LocalFiles {
                 )));
             }
             let content = ctx.render(content)?;
-            if self.outputs.iter().any(|g| glob::matches(g, &name)) {
-                let uri = ctx.write_file(&name, content.as_bytes())?;
-                ctx.output_file(&name, &uri);
-                uris.insert(name, uri);
+            match dir {
+                Some(root) => write_local(&root.join(&name), content.as_bytes())?,
+                None => {
+                    in_memory.insert(name, content.into_bytes());
+                }
+            }
+        }
+        let globs = self
+            .outputs
+            .iter()
+            .map(|g| ctx.render_str(g))
+            .collect::<Result<Vec<_>>>()?;
+        let wanted = |name: &str| globs.iter().any(|g| glob::matches(g, name));
+        let mut uris = BTreeMap::new();
+        let mut upload = |name: String, bytes: &[u8]| -> Result<()> {
+            let uri = ctx.write_file(&name, bytes)?;
+            ctx.output_file(&name, &uri);
+            uris.insert(name, uri);
+            Ok(())
+        };
+        match dir {
+            Some(root) if !globs.is_empty() => {
+                for name in local_files(root)?.into_iter().filter(|n| wanted(n)) {
+                    let bytes = std::fs::read(root.join(&name))
+                        .map_err(|e| Error::failed(format!("reading {name}: {e}")))?;
+                    upload(name, &bytes)?;
+                }
+            }
+            Some(_) => {}
+            None => {
+                for (name, bytes) in in_memory.into_iter().filter(|(n, _)| wanted(n)) {
+                    upload(name, &bytes)?;
+                }
             }
         }
         Ok(LocalFilesOutputs { uris })
     }
+}
+
+/// Writes a file of the working directory, creating its folders.
+fn write_local(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    let fail = |e: std::io::Error| Error::failed(format!("writing {}: {e}", path.display()));
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(fail)?;
+    }
+    std::fs::write(path, bytes).map_err(fail)
+}
+
+/// The files under `root`, as paths relative to it with `/` separators, sorted.
+fn local_files(root: &std::path::Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut folders = vec![String::new()];
+    while let Some(rel) = folders.pop() {
+        let entries = std::fs::read_dir(root.join(&rel))
+            .map_err(|e| Error::failed(format!("listing /{rel}: {e}")))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::failed(format!("listing /{rel}: {e}")))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+            let kind = entry
+                .file_type()
+                .map_err(|e| Error::failed(format!("/{path}: {e}")))?;
+            if kind.is_dir() {
+                folders.push(path);
+            } else if kind.is_file() {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }

@@ -127,3 +127,23 @@ fn parallel_fan_out_joins_after_every_branch() {
         assert_eq!(run_state(&doc, task), Some("SUCCESS"), "{task}");
     }
 }
+
+#[test]
+fn tasks_in_a_working_directory_share_its_files() {
+    let (code, doc) = weft_run(&["examples/working-directory.yaml"]);
+    assert_eq!((code, state(&doc)), (0, "SUCCESS"), "{doc:#}");
+    let runs = doc["taskRunList"].as_array().unwrap();
+    let run = |id: &str| runs.iter().find(|t| t["taskId"] == id).unwrap();
+    // `keep` uploads the file the WorkingDirectory's inputFiles wrote before `prepare` ran
+    let kept = run("keep")["outputs"]["uris"]["greeting.txt"]
+        .as_str()
+        .unwrap();
+    assert!(
+        kept.starts_with("kestra:///weft/examples/working-directory/executions/"),
+        "{kept}"
+    );
+    let report = run("workspace")["outputs"]["outputFiles"]["report/summary.txt"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no outputFiles: {doc:#}"));
+    assert!(report.contains("/tasks/workspace/"), "{report}");
+}

@@ -191,3 +191,19 @@ pub struct AttemptOutcome {
     /// Wall time of the attempt, instantiation included.
     pub duration: Duration,
 }
+
+impl AttemptOutcome {
+    /// An attempt that did not run: it failed with `failure` before the plugin started (e.g. its
+    /// working directory could not be set up).
+    pub fn not_run(failure: AttemptFailure) -> Self {
+        AttemptOutcome {
+            result: Err(failure),
+            logs: Vec::new(),
+            logs_dropped: 0,
+            metrics: Vec::new(),
+            output_files: BTreeMap::new(),
+            fuel_used: 0,
+            duration: Duration::ZERO,
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! maps every way an attempt can end to an [`AttemptFailure`] (STYLE.md pattern 6).
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
-use wasmtime_wasi::WasiCtx;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtx};
 
 use crate::bindings::TaskPre;
 use crate::bindings::weft::plugin::types as wit;
@@ -77,6 +78,9 @@ pub struct AttemptRequest {
     pub min_log_level: Option<Level>,
     /// Rendering and file storage.
     pub host: Arc<dyn TaskHost>,
+    /// A host folder the plugin may read and write, seen by the guest as `/` (a WorkingDirectory's
+    /// scratch directory); `None`: no file system at all.
+    pub work_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for AttemptRequest {
@@ -89,6 +93,7 @@ impl std::fmt::Debug for AttemptRequest {
             .field("limits", &self.limits)
             .field("allow_list", &self.allow_list)
             .field("min_log_level", &self.min_log_level)
+            .field("work_dir", &self.work_dir)
             .finish()
     }
 }
@@ -111,6 +116,7 @@ impl AttemptRequest {
             allow_list: AllowList::default(),
             min_log_level: None,
             host,
+            work_dir: None,
         }
     }
 
@@ -139,6 +145,13 @@ impl AttemptRequest {
         self
     }
 
+    /// Grants the plugin the host folder `dir`, read-write, as its `/` (and working directory):
+    /// the only file system it sees.
+    pub fn with_work_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.work_dir = Some(dir.into());
+        self
+    }
+
     /// Set the HTTP allow-list.
     pub fn with_allow_list(mut self, allow_list: AllowList) -> Self {
         self.allow_list = allow_list;
@@ -158,18 +171,24 @@ fn new_store(
     allow: AllowList,
     limits: Limits,
     timeout: Duration,
+    work_dir: Option<&Path>,
 ) -> Result<Store<AttemptState>, String> {
     let stdout = MemoryOutputPipe::new(limits.max_stdio_bytes);
     let stderr = MemoryOutputPipe::new(limits.max_stdio_bytes);
-    // Deny by default: no environment, no arguments, no preopened directories, no sockets
-    // (WasiCtxBuilder's defaults); only clocks and randomness, and stdout/stderr captured.
-    let wasi = WasiCtx::builder()
-        .stdout(stdout.clone())
+    // Deny by default: no environment, no arguments, no sockets, no preopened directories but
+    // the attempt's working directory when it has one; only clocks and randomness, and
+    // stdout/stderr captured.
+    let mut wasi = WasiCtx::builder();
+    wasi.stdout(stdout.clone())
         .stderr(stderr.clone())
         .allow_tcp(false)
         .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .build();
+        .allow_ip_name_lookup(false);
+    if let Some(dir) = work_dir {
+        wasi.preopened_dir(dir, "/", FsPerms::ReadWrite)
+            .map_err(|e| format!("working directory {}: {e:#}", dir.display()))?;
+    }
+    let wasi = wasi.build();
     let fuel = limits.fuel;
     let state = AttemptState {
         wasi,
@@ -225,6 +244,7 @@ pub(crate) async fn describe(
         AllowList::default(),
         engine.inner.config.limits.clone(),
         Duration::from_secs(10),
+        None,
     )?;
     let call = async {
         let task = pre.instantiate_async(&mut store).await?;
@@ -288,6 +308,7 @@ impl Registry {
             allow_list,
             limits,
             timeout,
+            req.work_dir.as_deref(),
         ) {
             Ok(s) => s,
             Err(e) => return bare(start, AttemptFailure::Instantiate(e)),

@@ -250,6 +250,38 @@ async fn host_files_are_denied() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_work_dir_is_the_only_folder_the_plugin_sees() {
+    let r = registry().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("data.txt"), b"12345").unwrap();
+    let read = |target: &str| {
+        req(
+            MISBEHAVE,
+            json!({ "action": "read-file", "target": target }),
+        )
+        .with_work_dir(dir.path())
+    };
+    // a relative and an absolute path both resolve inside the granted folder
+    for target in ["data.txt", "/data.txt"] {
+        let out = r.run_attempt(read(target)).await;
+        assert_eq!(
+            out.result,
+            Ok(json!({ "result": { "read": 5 } })),
+            "{target}"
+        );
+    }
+    // the host's files stay out of reach: `/etc/passwd` is the folder's own `etc/passwd`
+    for target in ["/etc/passwd", "../data.txt", "../../etc/passwd"] {
+        let out = r.run_attempt(read(target)).await;
+        match failure(&out) {
+            AttemptFailure::Task(TaskError::Failed(m)) => assert!(m.starts_with("denied"), "{m}"),
+            other => panic!("{target}: expected the read to fail, got {other:?}"),
+        }
+    }
+    next_attempt_succeeds(&r).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn environment_is_empty() {
     let r = registry().await;
     assert!(std::env::var_os("PATH").is_some());

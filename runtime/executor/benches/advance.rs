@@ -56,6 +56,7 @@ fn run(src: &str) -> Figures {
             outputs,
             metrics: Vec::new(),
             log_file: None,
+            working_directory_outputs: Default::default(),
         };
         absorb(
             ex.advance(&mut exec, vec![Event::WorkerResult(r)], now),

@@ -99,6 +99,9 @@ pub struct RunTask {
 pub struct WorkingDirectory {
     /// The WorkingDirectory task run: tasks with the same id share a directory and a worker.
     pub task_run_id: String,
+    /// The WorkingDirectory task's id.
+    #[serde(default)]
+    pub task_id: String,
     /// Whether this task is the first of the directory (set it up: inputFiles, cache).
     pub first: bool,
     /// The WorkingDirectory task's properties, not rendered.

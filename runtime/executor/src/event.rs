@@ -67,6 +67,11 @@ pub struct WorkerResult {
     /// Log file URI.
     #[serde(default)]
     pub log_file: Option<String>,
+    /// For a task inside a WorkingDirectory with `outputFiles`: the outputs of the
+    /// WorkingDirectory task run as the directory stands after this attempt (`outputFiles`: file
+    /// name -> URI). The last successful attempt's wins.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub working_directory_outputs: Map<String, Json>,
 }
 
 /// A timer: which task run (none for the execution itself), what for, and which attempt.

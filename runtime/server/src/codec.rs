@@ -118,6 +118,7 @@ mod tests {
                         outputs,
                         metrics: Vec::new(),
                         log_file: None,
+                        working_directory_outputs: Default::default(),
                     })
                 })
                 .collect();

@@ -88,33 +88,49 @@ impl Step<'_> {
         }
     }
 
-    /// The nearest WorkingDirectory above a task run.
-    fn working_directory(&self, pos: u32) -> Option<WorkingDirectory> {
+    /// The nearest WorkingDirectory above a task run: its position, and that of its child on
+    /// the way down to the task run.
+    fn working_directory_above(&self, pos: u32) -> Option<(u32, u32)> {
         let mut child = pos;
         let mut cur = self.meta(pos).parent;
         while cur != NO_PARENT {
             let node = self.meta(cur).node;
-            let n = self.plan().node(node);
-            if n.kind == Kind::WorkingDirectory {
-                let run = self.run(cur)?;
-                let lane = self.meta(child).lane;
-                let first = self
-                    .ix
-                    .lanes
-                    .get(&(cur, lane))
-                    .and_then(|l| l.kids.first())
-                    .is_some_and(|&k| k == child)
-                    && self.run(pos).is_some_and(|r| r.attempt_count() <= 1);
-                return Some(WorkingDirectory {
-                    task_run_id: run.id.clone(),
-                    first,
-                    properties: n.task.as_ref().map(plugin_properties).unwrap_or_default(),
-                });
+            if self.plan().node(node).kind == Kind::WorkingDirectory {
+                return Some((cur, child));
             }
             child = cur;
             cur = self.meta(cur).parent;
         }
         None
+    }
+
+    /// The nearest WorkingDirectory above a task run.
+    fn working_directory(&self, pos: u32) -> Option<WorkingDirectory> {
+        let (wd, child) = self.working_directory_above(pos)?;
+        let run = self.run(wd)?;
+        let lane = self.meta(child).lane;
+        let first = self
+            .ix
+            .lanes
+            .get(&(wd, lane))
+            .and_then(|l| l.kids.first())
+            .is_some_and(|&k| k == child)
+            && self.run(pos).is_some_and(|r| r.attempt_count() <= 1);
+        let n = self.plan().node(self.meta(wd).node);
+        Some(WorkingDirectory {
+            task_run_id: run.id.clone(),
+            task_id: run.task_id.clone(),
+            first,
+            properties: n.task.as_ref().map(plugin_properties).unwrap_or_default(),
+        })
+    }
+
+    /// Sets the outputs of the WorkingDirectory above a task run (its `outputFiles`, collected
+    /// by the worker after the task run's attempt).
+    pub(super) fn set_working_directory_outputs(&mut self, pos: u32, outputs: Map<String, Json>) {
+        if let Some((wd, _)) = self.working_directory_above(pos) {
+            self.set_outputs(wd, outputs);
+        }
     }
 
     /// An attempt ended (from a worker, a timeout, or a task the executor ran itself).

@@ -231,6 +231,16 @@ impl<'a> Step<'a> {
             Event::Start { running } => self.start(running),
             Event::WorkerResult(r) => {
                 if let Some(&pos) = self.ix.by_id.get(&r.task_run_id) {
+                    let current = self.run(pos).is_some_and(|run| {
+                        run.state.current == State::Running
+                            && run.attempt_count() == r.attempt as usize
+                    });
+                    if current
+                        && matches!(r.state, State::Success | State::Warning)
+                        && !r.working_directory_outputs.is_empty()
+                    {
+                        self.set_working_directory_outputs(pos, r.working_directory_outputs);
+                    }
                     self.attempt_ended(pos, r.attempt, r.state, r.outputs, r.metrics, r.log_file);
                 }
             }

@@ -242,6 +242,7 @@ impl Sim {
             outputs,
             metrics: Vec::new(),
             log_file: None,
+            working_directory_outputs: Default::default(),
         })]);
     }
 

@@ -11,6 +11,7 @@ mod flow_triggers;
 mod host;
 mod logs;
 mod toggle;
+mod work_dir;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -222,6 +223,7 @@ pub struct Runner {
     catalog: Catalog,
     offload: OffloadConfig,
     observer: Arc<dyn Observer>,
+    work_dirs: work_dir::WorkDirs,
 }
 
 impl std::fmt::Debug for Runner {
@@ -314,6 +316,7 @@ impl Runner {
             catalog,
             offload: OffloadConfig::default(),
             observer: Arc::new(Silent),
+            work_dirs: work_dir::WorkDirs::default(),
         }
     }
 
@@ -620,6 +623,7 @@ impl Runner {
                     return Ok(());
                 };
                 live.done = true;
+                self.work_dirs.remove_execution(exec_id);
                 let Some(current) = live.current.as_ref() else {
                     return Ok(());
                 };
@@ -730,6 +734,7 @@ impl Runner {
                 outputs: toggle::outputs(),
                 metrics: Vec::new(),
                 log_file: None,
+                working_directory_outputs: Default::default(),
             },
         });
     }
@@ -779,9 +784,17 @@ impl Runner {
         let observer = self.observer.clone();
         let offload = self.offload;
         let logs = AttemptLogs::new(live.files.namespace(), live.files.flow_id(), &task);
+        let (work_dirs, renderer) = (self.work_dirs.clone(), self.renderer.clone());
         tokio::spawn(async move {
             let started = Instant::now();
-            let outcome = engine.run_attempt(request).await;
+            let work_dir = work_dirs.prepare(&task, &renderer, &files).await;
+            let outcome = match &work_dir {
+                Ok(Some(dir)) => engine.run_attempt(request.with_work_dir(dir)).await,
+                Ok(None) => engine.run_attempt(request).await,
+                Err(message) => weft_engine::AttemptOutcome::not_run(
+                    weft_engine::AttemptFailure::Instantiate(message.clone()),
+                ),
+            };
             let mut logs = logs;
             for line in &outcome.logs {
                 observer.log(
@@ -806,7 +819,7 @@ impl Runner {
                     (State::Failed, Map::new())
                 }
             };
-            let state = match offload_outputs(
+            let mut state = match offload_outputs(
                 &files,
                 &task.task_id,
                 &task.task_run_id,
@@ -824,6 +837,17 @@ impl Runner {
                     State::Failed
                 }
             };
+            let mut working_directory_outputs = Map::new();
+            if let (Ok(Some(dir)), State::Success) = (&work_dir, state) {
+                match work_dirs.collect(&task, dir, &files).await {
+                    Ok(wd_outputs) => working_directory_outputs = wd_outputs,
+                    Err(message) => {
+                        observer.log(&task.execution_id, &task.task_id, "ERROR", &message);
+                        logs.push("ERROR", &message);
+                        state = State::Failed;
+                    }
+                }
+            }
             // the logs are stored before the result is applied, so the tasks that run next
             // (e.g. an `errors` branch calling `errorLogs()`) find them
             if let Err(e) = logs.store(&LogRepo::new(store.clone())).await {
@@ -840,6 +864,7 @@ impl Runner {
                     .filter_map(|m| serde_json::to_value(m).ok())
                     .collect(),
                 log_file: None,
+                working_directory_outputs,
             };
             // An attempt run in this process is applied by this process's next write of the
             // execution (one request, not two). `ResultRepo` objects are for results that
@@ -965,6 +990,7 @@ mod tests {
             outputs,
             metrics: Vec::new(),
             log_file: None,
+            working_directory_outputs: Default::default(),
         })
     }
 
