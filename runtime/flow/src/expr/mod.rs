@@ -23,11 +23,13 @@ mod lexer;
 mod names;
 mod parser;
 mod scope;
+mod secrets;
 mod template;
 mod value;
 
 pub use error::ExprError;
 pub use host::ExprHost;
+pub use secrets::{Secrets, mask as mask_secrets};
 
 use chrono::{DateTime, Utc};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};

@@ -19,7 +19,6 @@ mod inputs;
 mod metrics;
 mod openapi;
 mod schedules;
-mod secrets;
 mod store_flows;
 mod tenant;
 mod tick;

@@ -16,7 +16,7 @@ use chrono::Utc;
 use indexmap::IndexMap;
 use serde_json::{Map, Value as JsonValue, json};
 use weft_executor::inputs::RawInput;
-use weft_flow::expr::Context;
+use weft_flow::expr::{Context, Secrets};
 use weft_flow::model::Trigger;
 use weft_store::repo::{FlowRepo, ToggleRepo};
 
@@ -25,7 +25,6 @@ use super::auth::same_secret;
 use super::error::{ApiError, ApiResult};
 use super::executions::{idempotency_seed, start_and_answer};
 use super::inputs::{query_flag, query_pairs};
-use super::secrets::EnvSecrets;
 use super::store_flows::StoreFlows;
 use super::tenant::Tenant;
 use crate::runner::StartRequest;
@@ -48,11 +47,12 @@ fn not_found() -> ApiError {
 }
 
 fn render(app: &App, template: &str, vars: &JsonValue) -> Result<String, String> {
+    let secrets = Secrets::from_env();
     let ctx = Context {
         vars,
         now: Utc::now(),
         seed: rand::random(),
-        host: Some(&EnvSecrets),
+        host: Some(&secrets),
     };
     app.setup
         .renderer

@@ -373,6 +373,9 @@ pub struct FilesExprHost {
     handle: tokio::runtime::Handle,
     kv: Option<crate::repo::KvRepo>,
     logs: Option<crate::repo::LogRepo>,
+    secrets: Option<weft_flow::expr::Secrets>,
+    /// The secret values `secret()` returned, for masking them in logs.
+    revealed: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl FilesExprHost {
@@ -383,7 +386,21 @@ impl FilesExprHost {
             handle,
             kv: None,
             logs: None,
+            secrets: None,
+            revealed: Default::default(),
         }
+    }
+
+    /// Also serves `secret('KEY')` from `secrets`, remembering each value it returns
+    /// ([`FilesExprHost::revealed`]).
+    pub fn with_secrets(mut self, secrets: weft_flow::expr::Secrets) -> FilesExprHost {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    /// The secret values rendered so far through this host (and its clones).
+    pub fn revealed(&self) -> Vec<String> {
+        self.revealed.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// Also serves `errorLogs()` (the ERROR log records of the execution) from `logs`.
@@ -424,6 +441,21 @@ impl FilesExprHost {
 }
 
 impl weft_flow::expr::ExprHost for FilesExprHost {
+    fn secret(&self, key: &str) -> Result<String, String> {
+        let Some(secrets) = &self.secrets else {
+            return Err(
+                "secret() is not available here: no secrets were given to this renderer".to_owned(),
+            );
+        };
+        let value = secrets.get(key)?;
+        if let Ok(mut revealed) = self.revealed.lock()
+            && !revealed.contains(&value)
+        {
+            revealed.push(value.clone());
+        }
+        Ok(value)
+    }
+
     fn read(&self, uri: &str) -> Result<String, String> {
         self.block("read", self.files.read_text(uri))
     }
