@@ -6,14 +6,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use weft_server::api::{ConfigOverrides, Server, ServerConfig, shutdown_signal};
+use weft_server::api::{ConfigOverrides, DispatchMode, Server, ServerConfig, shutdown_signal};
 use weft_server::setup::{Setup, storage_url};
 
 /// Arguments of `weft server`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
     /// A YAML configuration file (keys: listen, storage, plugins, auth_token, basic_auth, insecure_no_auth,
-    /// wait_timeout_secs, shutdown_grace_secs, max_body_bytes).
+    /// wait_timeout_secs, shutdown_grace_secs, max_body_bytes, lease_ttl_secs, tick_interval_secs,
+    /// dispatch, dispatch_url).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The address to listen on [default: 127.0.0.1:8080; env WEFT_LISTEN].
@@ -36,6 +37,14 @@ pub(crate) struct Args {
     /// Allow listening on a non-loopback address without authentication [env WEFT_INSECURE_NO_AUTH].
     #[arg(long)]
     insecure_no_auth: bool,
+    /// Where runnable attempts run: `local` (in this process) or `http` (posted to the pool at
+    /// --dispatch-url, so a fan-out spreads over instances) [default: local; env WEFT_DISPATCH].
+    #[arg(long, value_name = "MODE")]
+    dispatch: Option<DispatchMode>,
+    /// The pool's base URL (its load balancer's) for `--dispatch http`
+    /// [env WEFT_DISPATCH_URL].
+    #[arg(long, value_name = "URL")]
+    dispatch_url: Option<String>,
 }
 
 /// Runs `weft server` until SIGTERM or ctrl-c.
@@ -47,6 +56,8 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
         auth_token: args.auth_token,
         basic_auth: args.basic_auth,
         insecure_no_auth: args.insecure_no_auth.then_some(true),
+        dispatch: args.dispatch,
+        dispatch_url: args.dispatch_url,
     };
     let config = ServerConfig::load(args.config.as_deref(), &flags)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()

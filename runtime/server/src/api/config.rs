@@ -2,7 +2,7 @@
 //! then `WEFT_*` environment variables (`WEFT_LISTEN`, `WEFT_STORAGE`, `WEFT_PLUGINS`,
 //! `WEFT_AUTH_TOKEN`, `WEFT_BASIC_AUTH`, `WEFT_INSECURE_NO_AUTH`, `WEFT_WAIT_TIMEOUT_SECS`,
 //! `WEFT_SHUTDOWN_GRACE_SECS`, `WEFT_MAX_BODY_BYTES`, `WEFT_LEASE_TTL_SECS`,
-//! `WEFT_TICK_INTERVAL_SECS`), then command-line flags; then
+//! `WEFT_TICK_INTERVAL_SECS`, `WEFT_DISPATCH`, `WEFT_DISPATCH_URL`), then command-line flags; then
 //! [`ServerConfig::validate`].
 
 use std::net::SocketAddr;
@@ -25,7 +25,35 @@ const ENV_KEYS: &[&str] = &[
     "max_body_bytes",
     "lease_ttl_secs",
     "tick_interval_secs",
+    "dispatch",
+    "dispatch_url",
 ];
+
+/// Where the attempts of runnable tasks run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DispatchMode {
+    /// In the process that drives the execution.
+    #[default]
+    Local,
+    /// Posted to the pool at `dispatch_url` (`POST /api/v1/worker/attempts`), so that a fan-out
+    /// spreads over instances; run in the process when that fails.
+    Http,
+}
+
+impl std::str::FromStr for DispatchMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "local" => Ok(DispatchMode::Local),
+            "http" => Ok(DispatchMode::Http),
+            other => Err(format!(
+                "`{other}` is not a dispatch mode: use `local` or `http`"
+            )),
+        }
+    }
+}
 
 /// Everything `weft server` can be told.
 #[derive(Clone, Serialize, Deserialize)]
@@ -60,6 +88,12 @@ pub struct ServerConfig {
     /// does (take over executions whose lease expired); 0 turns it off, for a process woken by
     /// an outside scheduler.
     pub tick_interval_secs: u64,
+    /// `dispatch: local`: where the attempts of runnable tasks run: `local` (in the process that
+    /// drives the execution) or `http` (posted to the pool at `dispatch_url`).
+    pub dispatch: DispatchMode,
+    /// `dispatch_url: http://weft-lb:8080`: the pool's base URL (its load balancer's), to which
+    /// `dispatch: http` posts attempts (`{dispatch_url}/api/v1/worker/attempts`).
+    pub dispatch_url: Option<String>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -76,6 +110,8 @@ impl std::fmt::Debug for ServerConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("lease_ttl_secs", &self.lease_ttl_secs)
             .field("tick_interval_secs", &self.tick_interval_secs)
+            .field("dispatch", &self.dispatch)
+            .field("dispatch_url", &self.dispatch_url)
             .finish()
     }
 }
@@ -94,6 +130,8 @@ impl Default for ServerConfig {
             max_body_bytes: 100 * 1024 * 1024,
             lease_ttl_secs: 30,
             tick_interval_secs: 5,
+            dispatch: DispatchMode::Local,
+            dispatch_url: None,
         }
     }
 }
@@ -119,6 +157,12 @@ pub struct ConfigOverrides {
     /// `--insecure-no-auth`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub insecure_no_auth: Option<bool>,
+    /// `--dispatch`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch: Option<DispatchMode>,
+    /// `--dispatch-url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dispatch_url: Option<String>,
 }
 
 /// Why the configuration was refused.
@@ -144,6 +188,19 @@ pub enum ConfigError {
     /// A `basic_auth` that is not `user:password` with both parts given.
     #[error("basic_auth must be `user:password`, with a user and a password (got {0})")]
     BadBasicAuth(&'static str),
+    /// `dispatch: http` without a `dispatch_url`.
+    #[error(
+        "dispatch is http but dispatch_url is not set: set WEFT_DISPATCH_URL (or --dispatch-url, or dispatch_url in the file) to the pool's base URL, e.g. http://weft-lb:8080"
+    )]
+    NoDispatchUrl,
+    /// A `dispatch_url` that is not an http(s) base URL.
+    #[error("dispatch_url `{url}` is not an http(s) base URL ({reason}); e.g. http://weft-lb:8080")]
+    BadDispatchUrl {
+        /// The URL given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl ServerConfig {
@@ -166,7 +223,7 @@ impl ServerConfig {
     }
 
     /// Refuses what must not run: a non-loopback address without authentication (unless
-    /// `insecure_no_auth`), an empty token.
+    /// `insecure_no_auth`), an empty token, `dispatch: http` without an http(s) `dispatch_url`.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.auth_token.as_deref().is_some_and(str::is_empty) {
             return Err(ConfigError::EmptyToken);
@@ -182,12 +239,45 @@ impl ServerConfig {
                 Some(_) => {}
             }
         }
+        if let Some(url) = &self.dispatch_url {
+            check_dispatch_url(url)?;
+        } else if self.dispatch == DispatchMode::Http {
+            return Err(ConfigError::NoDispatchUrl);
+        }
         let authenticated = self.auth_token.is_some() || self.basic_auth.is_some();
         if !self.listen.ip().is_loopback() && !authenticated && !self.insecure_no_auth {
             return Err(ConfigError::Insecure(self.listen));
         }
         Ok(())
     }
+}
+
+/// Checks that `url` is an http(s) URL with a host, and no query, fragment or credentials (the
+/// server sends its own).
+fn check_dispatch_url(url: &str) -> Result<(), ConfigError> {
+    let bad = |reason: &str| ConfigError::BadDispatchUrl {
+        url: url.to_string(),
+        reason: reason.to_string(),
+    };
+    let parsed = reqwest::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(bad(&format!(
+            "the scheme is `{}`, not http or https",
+            parsed.scheme()
+        )));
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        return Err(bad("a query or a fragment"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(bad(
+            "credentials in the URL: the server sends its own auth_token or basic_auth",
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -251,5 +341,88 @@ mod tests {
             assert!(err.contains("listne"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn dispatch_comes_from_every_layer() {
+        figment::Jail::expect_with(|jail| {
+            let c =
+                ServerConfig::load(None, &ConfigOverrides::default()).map_err(|e| e.to_string())?;
+            assert_eq!((c.dispatch, c.dispatch_url), (DispatchMode::Local, None));
+            jail.create_file(
+                "weft.yaml",
+                "dispatch: http\ndispatch_url: http://from-file:8080\n",
+            )?;
+            let c = ServerConfig::load(Some(Path::new("weft.yaml")), &ConfigOverrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.dispatch, DispatchMode::Http);
+            assert_eq!(c.dispatch_url.as_deref(), Some("http://from-file:8080"));
+            jail.set_env("WEFT_DISPATCH_URL", "https://from-env/weft");
+            let c = ServerConfig::load(Some(Path::new("weft.yaml")), &ConfigOverrides::default())
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.dispatch_url.as_deref(), Some("https://from-env/weft"));
+            let flags = ConfigOverrides {
+                dispatch: Some(DispatchMode::Local),
+                ..Default::default()
+            };
+            let c = ServerConfig::load(Some(Path::new("weft.yaml")), &flags)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.dispatch, DispatchMode::Local);
+            jail.set_env("WEFT_DISPATCH", "faas");
+            let err = ServerConfig::load(None, &ConfigOverrides::default())
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("faas"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn http_dispatch_needs_an_http_url() {
+        let mut c = ServerConfig {
+            dispatch: DispatchMode::Http,
+            ..Default::default()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::NoDispatchUrl)));
+        let err = c
+            .validate()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("WEFT_DISPATCH_URL"), "{err}");
+        for good in [
+            "http://127.0.0.1:8080",
+            "https://weft-lb.internal/",
+            "http://lb/prefix",
+        ] {
+            c.dispatch_url = Some(good.into());
+            assert!(c.validate().is_ok(), "{good}");
+        }
+        for (bad, reason) in [
+            ("weft-lb:8080", "scheme"),
+            ("ftp://lb", "scheme"),
+            ("lb", "relative URL"),
+            ("http://lb/?x=1", "query"),
+            ("http://ada:pw@lb", "credentials"),
+            ("http://", "host"),
+        ] {
+            c.dispatch_url = Some(bad.into());
+            match c.validate() {
+                Err(e @ ConfigError::BadDispatchUrl { .. }) => {
+                    let text = e.to_string();
+                    assert!(text.contains(bad) && text.contains(reason), "{text}");
+                }
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        // a URL is checked in local mode too
+        c.dispatch = DispatchMode::Local;
+        assert!(matches!(
+            c.validate(),
+            Err(ConfigError::BadDispatchUrl { .. })
+        ));
+        c.dispatch_url = None;
+        assert!(c.validate().is_ok());
     }
 }

@@ -38,7 +38,7 @@ use axum::routing::{MethodFilter, on};
 use tower::Layer;
 use weft_store::DynStore;
 
-pub use config::{ConfigError, ConfigOverrides, ServerConfig};
+pub use config::{ConfigError, ConfigOverrides, DispatchMode, ServerConfig};
 
 use crate::lease::Leases;
 use crate::setup::Setup;
