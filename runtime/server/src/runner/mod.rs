@@ -1,11 +1,12 @@
 //! The driver loop: advances executions with the pure executor, runs the attempts it asks for in
-//! the WASM engine, starts subflows, fires timers, and persists every step in object storage.
+//! the WASM engine ([`attempt`]), starts subflows, fires timers, and persists every step in object storage.
 //!
 //! Each step of an execution is one `advance` over every event that arrived together, then one
 //! conditional write of the execution document (re-applying the same events to a fresh read on a
 //! `Conflict`, which is safe because `advance` is deterministic). Worker results are written as
 //! immutable objects before they are applied; large outputs are offloaded to internal storage.
 
+pub(crate) mod attempt;
 pub mod control;
 mod flow_triggers;
 mod host;
@@ -21,20 +22,18 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use tokio::sync::mpsc;
-use weft_engine::{AttemptRequest, TaskContext};
 use weft_executor::inputs::{InputContext, RawInput};
 use weft_executor::{Effect, Event, Execution, Executor, RunTask, State, Timer, WorkerResult};
 use weft_flow::expr::Renderer;
 use weft_flow::model::{Flow, Label};
 use weft_store::DynStore;
 use weft_store::repo::{
-    ExecutionFiles, ExecutionIndex, ExecutionRepo, FilesExprHost, IndexEntry, LogRepo,
-    OffloadConfig, Versioned, check_outputs_fit, offload_outputs, outputs_size,
+    ExecutionFiles, ExecutionIndex, ExecutionRepo, IndexEntry, LogRepo, OffloadConfig, Versioned,
+    check_outputs_fit, outputs_size,
 };
 
-use host::AttemptHost;
 use logs::AttemptLogs;
 
 /// Why a run could not go on.
@@ -745,135 +744,33 @@ impl Runner {
         task: RunTask,
         tx: mpsc::UnboundedSender<Finished>,
     ) -> tokio::task::JoinHandle<()> {
-        let context = TaskContext {
-            namespace: live.files.namespace().to_string(),
-            flow_id: live.files.flow_id().to_string(),
-            execution_id: task.execution_id.clone(),
-            task_id: task.task_id.clone(),
-            task_run_id: task.task_run_id.clone(),
-            attempt: task.attempt,
+        let worker = attempt::Worker {
+            engine: self.engine.clone(),
+            store: self.store.clone(),
+            renderer: self.renderer.clone(),
+            offload: self.offload,
+            work_dirs: self.work_dirs.clone(),
         };
         let files = live.files.clone();
-        let host = Arc::new(AttemptHost {
-            renderer: self.renderer.clone(),
-            expr_host: FilesExprHost::new(files.clone(), tokio::runtime::Handle::current())
-                .with_logs(LogRepo::new(self.store.clone())),
-            files: files.clone(),
-            now: Utc::now(),
-            seed: task.seed,
-        });
-        let mut request = AttemptRequest::new(
-            task.task_type.clone(),
-            Json::Object(task.properties.clone()),
-            context,
-            host,
-        )
-        .with_variables(task.context.clone());
-        if let Some(timeout) = task.timeout.and_then(|t| t.to_std()) {
-            request = request.with_timeout(timeout);
-        }
-        if let Some(level) = task
-            .log_level
-            .as_deref()
-            .and_then(weft_engine::Level::parse)
-        {
-            request = request.with_min_log_level(level);
-        }
-        let engine = self.engine.clone();
-        let store = self.store.clone();
         let observer = self.observer.clone();
-        let offload = self.offload;
-        let logs = AttemptLogs::new(live.files.namespace(), live.files.flow_id(), &task);
-        let (work_dirs, renderer) = (self.work_dirs.clone(), self.renderer.clone());
         tokio::spawn(async move {
             let started = Instant::now();
-            let work_dir = work_dirs.prepare(&task, &renderer, &files).await;
-            let outcome = match &work_dir {
-                Ok(Some(dir)) => engine.run_attempt(request.with_work_dir(dir)).await,
-                Ok(None) => engine.run_attempt(request).await,
-                Err(message) => weft_engine::AttemptOutcome::not_run(
-                    weft_engine::AttemptFailure::Instantiate(message.clone()),
-                ),
-            };
-            let mut logs = logs;
-            for line in &outcome.logs {
+            let attempted = worker.run_in(files, &task).await;
+            for line in &attempted.lines {
                 observer.log(
                     &task.execution_id,
                     &task.task_id,
-                    line.level.as_str(),
+                    &line.level,
                     &line.message,
                 );
-                logs.push_at(line.timestamp_ms, line.level.as_str(), &line.message);
             }
-            let (state, mut outputs) = match outcome.result {
-                Ok(Json::Object(map)) => (State::Success, map),
-                Ok(Json::Null) => (State::Success, Map::new()),
-                Ok(other) => (
-                    State::Success,
-                    Map::from_iter([("value".to_string(), other)]),
-                ),
-                Err(failure) => {
-                    let message = failure.to_string();
-                    observer.log(&task.execution_id, &task.task_id, "ERROR", &message);
-                    logs.push("ERROR", &message);
-                    (State::Failed, Map::new())
-                }
-            };
-            let mut state = match offload_outputs(
-                &files,
-                &task.task_id,
-                &task.task_run_id,
-                &mut outputs,
-                &offload,
-            )
-            .await
-            {
-                Ok(_) => state,
-                Err(e) => {
-                    let message = e.to_string();
-                    observer.log(&task.execution_id, &task.task_id, "ERROR", &message);
-                    logs.push("ERROR", &message);
-                    outputs.clear();
-                    State::Failed
-                }
-            };
-            let mut working_directory_outputs = Map::new();
-            if let (Ok(Some(dir)), State::Success) = (&work_dir, state) {
-                match work_dirs.collect(&task, dir, &files).await {
-                    Ok(wd_outputs) => working_directory_outputs = wd_outputs,
-                    Err(message) => {
-                        observer.log(&task.execution_id, &task.task_id, "ERROR", &message);
-                        logs.push("ERROR", &message);
-                        state = State::Failed;
-                    }
-                }
-            }
-            // the logs are stored before the result is applied, so the tasks that run next
-            // (e.g. an `errors` branch calling `errorLogs()`) find them
-            if let Err(e) = logs.store(&LogRepo::new(store.clone())).await {
-                tracing::warn!(error = %e, "could not store the attempt's logs");
-            }
-            let result = WorkerResult {
-                task_run_id: task.task_run_id.clone(),
-                attempt: task.attempt,
-                state,
-                outputs,
-                metrics: outcome
-                    .metrics
-                    .iter()
-                    .filter_map(|m| serde_json::to_value(m).ok())
-                    .collect(),
-                log_file: None,
-                working_directory_outputs,
-            };
             // An attempt run in this process is applied by this process's next write of the
-            // execution (one request, not two). `ResultRepo` objects are for results that
-            // another instance applies (dispatch over HTTP); an attempt lost to a crash here runs
-            // again when its execution is taken over: at least once, as Kestra's workers.
-            observer.attempt_ended(&task, state, started.elapsed().as_millis());
+            // execution (one request, not two). An attempt lost to a crash here runs again
+            // when its execution is taken over: at least once, as Kestra's workers.
+            observer.attempt_ended(&task, attempted.result.state, started.elapsed().as_millis());
             let _ = tx.send(Finished {
                 exec_id: task.execution_id.clone(),
-                result,
+                result: attempted.result,
             });
         })
     }
@@ -938,7 +835,7 @@ mod tests {
     use std::sync::Mutex;
 
     use chrono::TimeDelta;
-    use serde_json::json;
+    use serde_json::{Map, json};
     use weft_executor::{State, StateInfo, TaskRun};
 
     use super::*;

@@ -1,0 +1,172 @@
+//! One attempt of a runnable task in this process's WASM engine: its host (weft's renderer, the
+//! execution's internal storage, the scratch folder of its WorkingDirectory), its logs (stored before the result is answered, so the tasks
+//! that run next find them), its large outputs offloaded to internal storage, and its
+//! [`WorkerResult`].
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{Map, Value as Json};
+use weft_engine::{AttemptRequest, TaskContext};
+use weft_executor::{RunTask, State, WorkerResult};
+use weft_flow::expr::Renderer;
+use weft_store::DynStore;
+use weft_store::repo::{ExecutionFiles, FilesExprHost, LogRepo, OffloadConfig, offload_outputs};
+
+use super::host::AttemptHost;
+use super::logs::AttemptLogs;
+use super::work_dir::WorkDirs;
+
+/// A log line of an attempt, for the runner's [`super::Observer`].
+#[derive(Debug, Clone)]
+pub(crate) struct Line {
+    pub(crate) level: String,
+    pub(crate) message: String,
+}
+
+/// What an attempt ended with: its result, and the lines it logged (already stored).
+#[derive(Debug, Clone)]
+pub(crate) struct Attempted {
+    pub(crate) result: WorkerResult,
+    pub(crate) lines: Vec<Line>,
+}
+
+/// Runs attempts in the WASM engine of this process over one (tenant's) store.
+#[derive(Clone)]
+pub(crate) struct Worker {
+    pub(crate) engine: Arc<weft_engine::Registry>,
+    pub(crate) store: DynStore,
+    pub(crate) renderer: Arc<Renderer>,
+    pub(crate) offload: OffloadConfig,
+    /// The scratch folders of the WorkingDirectory tasks of this process's executions.
+    pub(crate) work_dirs: WorkDirs,
+}
+
+impl Worker {
+    /// Runs `task` with the internal storage `files` of its execution.
+    pub(crate) async fn run_in(&self, files: ExecutionFiles, task: &RunTask) -> Attempted {
+        let request = self.request(&files, task);
+        let work_dir = self.work_dirs.prepare(task, &self.renderer, &files).await;
+        let outcome = match &work_dir {
+            Ok(Some(dir)) => self.engine.run_attempt(request.with_work_dir(dir)).await,
+            Ok(None) => self.engine.run_attempt(request).await,
+            Err(message) => weft_engine::AttemptOutcome::not_run(
+                weft_engine::AttemptFailure::Instantiate(message.clone()),
+            ),
+        };
+        let mut logs = AttemptLogs::new(files.namespace(), files.flow_id(), task);
+        let mut lines: Vec<Line> = Vec::with_capacity(outcome.logs.len() + 1);
+        for l in &outcome.logs {
+            logs.push_at(l.timestamp_ms, l.level.as_str(), &l.message);
+            lines.push(Line {
+                level: l.level.as_str().to_string(),
+                message: l.message.clone(),
+            });
+        }
+        let mut error = |logs: &mut AttemptLogs, message: String| {
+            logs.push("ERROR", &message);
+            lines.push(Line {
+                level: "ERROR".to_string(),
+                message,
+            });
+        };
+        let (state, mut outputs) = match outcome.result {
+            Ok(Json::Object(map)) => (State::Success, map),
+            Ok(Json::Null) => (State::Success, Map::new()),
+            Ok(other) => (
+                State::Success,
+                Map::from_iter([("value".to_string(), other)]),
+            ),
+            Err(failure) => {
+                error(&mut logs, failure.to_string());
+                (State::Failed, Map::new())
+            }
+        };
+        let offloaded = offload_outputs(
+            &files,
+            &task.task_id,
+            &task.task_run_id,
+            &mut outputs,
+            &self.offload,
+        )
+        .await;
+        let mut state = match offloaded {
+            Ok(_) => state,
+            Err(e) => {
+                error(&mut logs, e.to_string());
+                outputs.clear();
+                State::Failed
+            }
+        };
+        let mut working_directory_outputs = Map::new();
+        if let (Ok(Some(dir)), State::Success) = (&work_dir, state) {
+            match self.work_dirs.collect(task, dir, &files).await {
+                Ok(wd_outputs) => working_directory_outputs = wd_outputs,
+                Err(message) => {
+                    error(&mut logs, message);
+                    state = State::Failed;
+                }
+            }
+        }
+        // the logs are stored before the result is applied, so the tasks that run next
+        // (e.g. an `errors` branch calling `errorLogs()`) find them
+        if let Err(e) = logs.store(&LogRepo::new(self.store.clone())).await {
+            tracing::warn!(error = %e, "could not store the attempt's logs");
+        }
+        Attempted {
+            result: WorkerResult {
+                task_run_id: task.task_run_id.clone(),
+                attempt: task.attempt,
+                state,
+                outputs,
+                metrics: outcome
+                    .metrics
+                    .iter()
+                    .filter_map(|m| serde_json::to_value(m).ok())
+                    .collect(),
+                log_file: None,
+                working_directory_outputs,
+            },
+            lines,
+        }
+    }
+
+    /// The engine's request for `task`: its properties and context, its host, timeout and
+    /// log level.
+    fn request(&self, files: &ExecutionFiles, task: &RunTask) -> AttemptRequest {
+        let context = TaskContext {
+            namespace: files.namespace().to_string(),
+            flow_id: files.flow_id().to_string(),
+            execution_id: task.execution_id.clone(),
+            task_id: task.task_id.clone(),
+            task_run_id: task.task_run_id.clone(),
+            attempt: task.attempt,
+        };
+        let host = Arc::new(AttemptHost {
+            renderer: self.renderer.clone(),
+            expr_host: FilesExprHost::new(files.clone(), tokio::runtime::Handle::current())
+                .with_logs(LogRepo::new(self.store.clone())),
+            files: files.clone(),
+            now: Utc::now(),
+            seed: task.seed,
+        });
+        let mut request = AttemptRequest::new(
+            task.task_type.clone(),
+            Json::Object(task.properties.clone()),
+            context,
+            host,
+        )
+        .with_variables(task.context.clone());
+        if let Some(timeout) = task.timeout.and_then(|t| t.to_std()) {
+            request = request.with_timeout(timeout);
+        }
+        if let Some(level) = task
+            .log_level
+            .as_deref()
+            .and_then(weft_engine::Level::parse)
+        {
+            request = request.with_min_log_level(level);
+        }
+        request
+    }
+}
