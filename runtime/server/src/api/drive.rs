@@ -129,7 +129,8 @@ pub(crate) async fn spawn(
             store,
             app.setup.renderer.clone(),
             Catalog::from_source(source),
-        );
+        )
+        .with_dispatch(app.dispatch_for(&tenant));
         let mut session = runner.session();
         let taking_over = matches!(init, Init::TakeOver { .. });
         let mut lease = match (&init, &new_id) {

@@ -1,13 +1,16 @@
 //! Prometheus metrics of this process (text exposition format): executions started and ended
-//! by state, executions taken over from a dead process, HTTP requests by status class, and the
-//! storage requests and conflicts of the store.
+//! by state, executions taken over from a dead process, HTTP requests by status class, attempts
+//! dispatched to the pool (and those run here when that failed, by reason) and attempts served
+//! for the pool, and the storage requests and conflicts of the store.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use weft_store::RequestCounts;
+
+use crate::runner::dispatch::DispatchCounters;
 
 /// Counters of this process.
 #[derive(Debug, Default)]
@@ -16,6 +19,9 @@ pub(crate) struct Metrics {
     taken_over: AtomicU64,
     ended: Mutex<BTreeMap<String, u64>>,
     webhooks: Mutex<BTreeMap<&'static str, u64>>,
+    /// Attempts this process dispatched to the pool (counted by its dispatchers).
+    pub(crate) dispatch: Arc<DispatchCounters>,
+    served: AtomicU64,
 }
 
 impl Metrics {
@@ -39,6 +45,11 @@ impl Metrics {
         if let Ok(mut m) = self.webhooks.lock() {
             *m.entry(outcome).or_default() += 1;
         }
+    }
+
+    /// An attempt the worker endpoint ran for another instance.
+    pub(crate) fn attempt_served(&self) {
+        self.served.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The text exposition of every counter, with the store's request counts.
@@ -72,6 +83,26 @@ impl Metrics {
                 let _ = writeln!(out, "weft_webhooks_total{{outcome=\"{outcome}\"}} {n}");
             }
         }
+        let _ = writeln!(
+            out,
+            "# HELP weft_attempts_dispatched_total Attempts posted to the pool (dispatch: http) that it ran and answered.\n# TYPE weft_attempts_dispatched_total counter\nweft_attempts_dispatched_total {}",
+            self.dispatch.dispatched()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP weft_attempt_dispatch_fallbacks_total Attempts whose dispatch to the pool failed and that ran in this process instead, by reason (connect, timeout, transport, status, answer).\n# TYPE weft_attempt_dispatch_fallbacks_total counter"
+        );
+        for (reason, n) in self.dispatch.fallbacks() {
+            let _ = writeln!(
+                out,
+                "weft_attempt_dispatch_fallbacks_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weft_worker_attempts_served_total Attempts this process ran for another instance (POST /api/v1/worker/attempts).\n# TYPE weft_worker_attempts_served_total counter\nweft_worker_attempts_served_total {}",
+            self.served.load(Ordering::Relaxed)
+        );
         let _ = writeln!(
             out,
             "# HELP weft_storage_requests_total Object-store requests, by kind.\n# TYPE weft_storage_requests_total counter"
@@ -112,6 +143,10 @@ mod tests {
         m.execution_ended("FAILED");
         m.execution_ended("SUCCESS");
         m.taken_over(3);
+        m.attempt_served();
+        m.dispatch.count_dispatched();
+        m.dispatch.count_dispatched();
+        m.dispatch.count_fallback("connect");
         let text = m.render(&RequestCounts {
             put: 7,
             ..Default::default()
@@ -124,5 +159,17 @@ mod tests {
         assert!(text.contains("weft_executions_ended_total{state=\"SUCCESS\"} 2\n"));
         assert!(text.contains("weft_executions_ended_total{state=\"FAILED\"} 1\n"));
         assert!(text.contains("weft_storage_requests_total{kind=\"put\"} 7\n"));
+        assert!(
+            text.contains("weft_worker_attempts_served_total 1\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weft_attempts_dispatched_total 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("weft_attempt_dispatch_fallbacks_total{reason=\"connect\"} 1\n"),
+            "{text}"
+        );
     }
 }

@@ -24,6 +24,7 @@ mod tenant;
 mod tick;
 mod triggers;
 mod webhooks;
+mod worker;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -41,6 +42,7 @@ use weft_store::DynStore;
 pub use config::{ConfigError, ConfigOverrides, DispatchMode, ServerConfig};
 
 use crate::lease::Leases;
+use crate::runner::dispatch::{Credentials, Dispatch, HttpDispatch};
 use crate::setup::Setup;
 use drive::Drivers;
 use metrics::Metrics;
@@ -64,6 +66,19 @@ pub(crate) struct App {
     pub(crate) max_body: usize,
     /// False once shutdown began (`/ready` answers 503).
     pub(crate) accepting: AtomicBool,
+    /// Where the drivers of this process run attempts (for the tenant `main`; see
+    /// [`HttpDispatch::for_tenant`]).
+    pub(crate) dispatch: Dispatch,
+}
+
+impl App {
+    /// Where the drivers of `tenant` run attempts.
+    pub(crate) fn dispatch_for(&self, tenant: &str) -> Dispatch {
+        match &self.dispatch {
+            Dispatch::Local => Dispatch::Local,
+            Dispatch::Http(http) => Dispatch::Http(http.for_tenant(tenant)),
+        }
+    }
 }
 
 /// Why the server could not start or stopped with an error.
@@ -80,6 +95,9 @@ pub enum ServeError {
     /// Serving failed.
     #[error("the HTTP server failed: {0}")]
     Serve(std::io::Error),
+    /// The HTTP client that dispatches attempts to the pool could not be built.
+    #[error("cannot build the HTTP client of dispatch: {0}")]
+    DispatchClient(reqwest::Error),
 }
 
 /// An HTTP method a route answers (the ones weft serves).
@@ -189,6 +207,7 @@ pub(crate) fn protected_routes() -> Routes {
             triggers::for_flow,
         )
         .add(Post, "/api/v1/tick", tick::handle)
+        .add(Post, "/api/v1/worker/attempts", worker::attempt)
         .add(Get, "/metrics", health::metrics)
 }
 
@@ -251,18 +270,36 @@ impl Server {
                 addr: config.listen,
                 source,
             })?;
+        let metrics = Metrics::default();
+        let dispatch = match (config.dispatch, &config.dispatch_url) {
+            (DispatchMode::Http, Some(url)) => {
+                // this server's own credentials: a pool shares them
+                let credentials = match (&config.auth_token, &config.basic_auth) {
+                    (Some(token), _) => Some(Credentials::Bearer(token.clone())),
+                    (None, Some(pair)) => Some(Credentials::Basic(pair.clone())),
+                    (None, None) => None,
+                };
+                let http = HttpDispatch::new(url, credentials, metrics.dispatch.clone())
+                    .map_err(ServeError::DispatchClient)?;
+                tracing::info!(pool = %http.endpoint(), "attempts are dispatched over HTTP");
+                Dispatch::Http(http)
+            }
+            // `validate` refuses http without a URL
+            _ => Dispatch::Local,
+        };
         let app = Arc::new(App {
             setup,
             store: store.clone(),
             auth_token: config.auth_token.clone(),
             basic_auth: config.basic_auth.clone(),
-            metrics: Metrics::default(),
+            metrics,
             drivers: Drivers::default(),
             flows: Arc::default(),
             leases: Leases::new(store.clone(), Duration::from_secs(config.lease_ttl_secs)),
             wait_timeout: Duration::from_secs(config.wait_timeout_secs),
             max_body: config.max_body_bytes,
             accepting: AtomicBool::new(true),
+            dispatch,
         });
         Ok(Server {
             listener,

@@ -15,7 +15,7 @@ use super::error::{ApiError, ApiResult};
 pub(crate) const DEFAULT_TENANT: &str = "main";
 
 /// First path segments after `/api/v1/` that are resources, never tenants.
-const RESOURCES: &[&str] = &["flows", "executions", "logs", "triggers"];
+const RESOURCES: &[&str] = &["flows", "executions", "logs", "triggers", "worker"];
 
 /// The tenant a request is for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +114,14 @@ mod tests {
         assert_eq!(
             rewritten("/api/v1/main/executions/abc"),
             ("main".into(), "/api/v1/executions/abc".into())
+        );
+        assert_eq!(
+            rewritten("/api/v1/worker/attempts"),
+            ("main".into(), "/api/v1/worker/attempts".into())
+        );
+        assert_eq!(
+            rewritten("/api/v1/acme/worker/attempts"),
+            ("acme".into(), "/api/v1/worker/attempts".into())
         );
         assert_eq!(rewritten("/health"), ("main".into(), "/health".into()));
     }

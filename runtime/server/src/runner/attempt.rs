@@ -1,21 +1,38 @@
 //! One attempt of a runnable task in this process's WASM engine: its host (weft's renderer, the
 //! execution's internal storage, the scratch folder of its WorkingDirectory), its logs (stored before the result is answered, so the tasks
 //! that run next find them), its large outputs offloaded to internal storage, and its
-//! [`WorkerResult`].
+//! [`WorkerResult`]. The driver's in-process dispatch and the worker endpoint
+//! (`POST /api/v1/worker/attempts`) both run attempts through [`Worker::run`]: one code path.
 
 use std::sync::Arc;
 
 use chrono::Utc;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use weft_engine::{AttemptRequest, TaskContext};
 use weft_executor::{RunTask, State, WorkerResult};
 use weft_flow::expr::Renderer;
 use weft_store::DynStore;
-use weft_store::repo::{ExecutionFiles, FilesExprHost, LogRepo, OffloadConfig, offload_outputs};
+use weft_store::repo::{
+    ExecutionFiles, FilesExprHost, LogRepo, OffloadConfig, RepoResult, offload_outputs,
+};
 
 use super::host::AttemptHost;
 use super::logs::AttemptLogs;
 use super::work_dir::WorkDirs;
+
+/// What a worker is asked to run: one attempt of a task of a flow's execution. The body of
+/// `POST /api/v1/worker/attempts`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct AttemptBody {
+    /// The execution's namespace.
+    pub(crate) namespace: String,
+    /// The execution's flow.
+    pub(crate) flow_id: String,
+    /// The attempt, as the executor asked for it.
+    pub(crate) task: RunTask,
+}
 
 /// A log line of an attempt, for the runner's [`super::Observer`].
 #[derive(Debug, Clone)]
@@ -43,6 +60,36 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// A worker with no WorkingDirectory of its own (one for the pool's attempts: those of a
+    /// WorkingDirectory run where its folder is, in the driving process).
+    pub(crate) fn new(
+        engine: Arc<weft_engine::Registry>,
+        store: DynStore,
+        renderer: Arc<Renderer>,
+        offload: OffloadConfig,
+    ) -> Worker {
+        Worker {
+            engine,
+            store,
+            renderer,
+            offload,
+            work_dirs: WorkDirs::default(),
+        }
+    }
+
+    /// Runs `task` of an execution of flow `namespace.flow_id`; an error only when a name is not
+    /// valid in a storage key (nothing ran).
+    pub(crate) async fn run(
+        &self,
+        namespace: &str,
+        flow_id: &str,
+        task: &RunTask,
+    ) -> RepoResult<Attempted> {
+        let files =
+            ExecutionFiles::new(self.store.clone(), namespace, flow_id, &task.execution_id)?;
+        Ok(self.run_in(files, task).await)
+    }
+
     /// Runs `task` with the internal storage `files` of its execution.
     pub(crate) async fn run_in(&self, files: ExecutionFiles, task: &RunTask) -> Attempted {
         let request = self.request(&files, task);

@@ -1,5 +1,6 @@
 //! The driver loop: advances executions with the pure executor, runs the attempts it asks for in
-//! the WASM engine ([`attempt`]), starts subflows, fires timers, and persists every step in object storage.
+//! the WASM engine ([`attempt`]: in this process or on the pool, see [`dispatch`]), starts
+//! subflows, fires timers, and persists every step in object storage.
 //!
 //! Each step of an execution is one `advance` over every event that arrived together, then one
 //! conditional write of the execution document (re-applying the same events to a fresh read on a
@@ -8,6 +9,7 @@
 
 pub(crate) mod attempt;
 pub mod control;
+pub mod dispatch;
 mod flow_triggers;
 mod host;
 mod logs;
@@ -223,6 +225,7 @@ pub struct Runner {
     offload: OffloadConfig,
     observer: Arc<dyn Observer>,
     work_dirs: work_dir::WorkDirs,
+    dispatch: dispatch::Dispatch,
 }
 
 impl std::fmt::Debug for Runner {
@@ -316,6 +319,7 @@ impl Runner {
             offload: OffloadConfig::default(),
             observer: Arc::new(Silent),
             work_dirs: work_dir::WorkDirs::default(),
+            dispatch: dispatch::Dispatch::Local,
         }
     }
 
@@ -328,6 +332,13 @@ impl Runner {
     /// Sets the offload threshold and document budget.
     pub fn with_offload(mut self, offload: OffloadConfig) -> Self {
         self.offload = offload;
+        self
+    }
+
+    /// Runs the attempts of runnable tasks as `dispatch` says (in this process by default). Host
+    /// tasks the runner performs itself (Toggle) always run here.
+    pub fn with_dispatch(mut self, dispatch: dispatch::Dispatch) -> Self {
+        self.dispatch = dispatch;
         self
     }
 
@@ -736,43 +747,6 @@ impl Runner {
                 working_directory_outputs: Default::default(),
             },
         });
-    }
-
-    fn spawn_attempt(
-        &self,
-        live: &Live,
-        task: RunTask,
-        tx: mpsc::UnboundedSender<Finished>,
-    ) -> tokio::task::JoinHandle<()> {
-        let worker = attempt::Worker {
-            engine: self.engine.clone(),
-            store: self.store.clone(),
-            renderer: self.renderer.clone(),
-            offload: self.offload,
-            work_dirs: self.work_dirs.clone(),
-        };
-        let files = live.files.clone();
-        let observer = self.observer.clone();
-        tokio::spawn(async move {
-            let started = Instant::now();
-            let attempted = worker.run_in(files, &task).await;
-            for line in &attempted.lines {
-                observer.log(
-                    &task.execution_id,
-                    &task.task_id,
-                    &line.level,
-                    &line.message,
-                );
-            }
-            // An attempt run in this process is applied by this process's next write of the
-            // execution (one request, not two). An attempt lost to a crash here runs again
-            // when its execution is taken over: at least once, as Kestra's workers.
-            observer.attempt_ended(&task, attempted.result.state, started.elapsed().as_millis());
-            let _ = tx.send(Finished {
-                exec_id: task.execution_id.clone(),
-                result: attempted.result,
-            });
-        })
     }
 }
 
