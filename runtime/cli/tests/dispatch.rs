@@ -2,7 +2,8 @@
 //! `dispatch: http`, end to end: two real `weft server` processes on one local store folder. A
 //! drives the executions and posts their runnable attempts to B (its `dispatch_url`, as it would
 //! post them to a load balancer); B runs them and answers their results. When the pool cannot be
-//! reached, A runs the attempts itself and counts the fallbacks.
+//! reached, A runs the attempts itself and counts the fallbacks. The tasks of a WorkingDirectory
+//! always run on A, where its folder is.
 
 mod common;
 
@@ -41,6 +42,9 @@ tasks:
 "#;
 
 const ATTEMPTS: u64 = 6;
+
+/// Two tasks in a WorkingDirectory, then a Log that reads what they left.
+const WORKING_DIRECTORY: &str = include_str!("../../../examples/working-directory.yaml");
 
 /// A client that sends the servers' token.
 fn client() -> reqwest::Client {
@@ -175,11 +179,34 @@ async fn a_fan_out_is_dispatched_to_the_pool_and_runs_there() {
         run_and_check(&http, &base).await;
     }
 
+    // the tasks of a WorkingDirectory share its folder on A: they run there; `show`, after it,
+    // is dispatched
+    let base = format!("{}/api/v1", a.url);
+    let r = http
+        .post(format!("{base}/flows"))
+        .header("content-type", "application/x-yaml")
+        .body(WORKING_DIRECTORY)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let exec: Value = http
+        .post(format!(
+            "{base}/executions/weft.examples/working-directory?wait=true"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(exec["state"]["current"], "SUCCESS", "{exec:#}");
+
     let on_a = metrics(&http, &a.url).await;
     let on_b = metrics(&http, &b.url).await;
     assert_eq!(
         sample(&on_a, "weft_attempts_dispatched_total"),
-        Some(2 * ATTEMPTS),
+        Some(2 * ATTEMPTS + 1),
         "{on_a:?}"
     );
     assert_eq!(
@@ -190,7 +217,7 @@ async fn a_fan_out_is_dispatched_to_the_pool_and_runs_there() {
     assert_eq!(sample(&on_a, "weft_worker_attempts_served_total"), Some(0));
     assert_eq!(
         sample(&on_b, "weft_worker_attempts_served_total"),
-        Some(2 * ATTEMPTS),
+        Some(2 * ATTEMPTS + 1),
         "{on_b:?}"
     );
     // B ran attempts only: it drove no execution
@@ -211,6 +238,29 @@ async fn a_fan_out_is_dispatched_to_the_pool_and_runs_there() {
         .unwrap()
         .to_string();
     assert!(message.contains("missing field `task`"), "{message}");
+    // ...and an attempt of a WorkingDirectory, whose folder is on the driving instance
+    let r = http
+        .post(format!("{}/api/v1/worker/attempts", b.url))
+        .header("content-type", "application/json")
+        .body(
+            serde_json::json!({
+                "namespace": "company.team",
+                "flowId": "fanout",
+                "task": {
+                    "executionId": "e1", "taskRunId": "tr1", "attempt": 1, "taskId": "t",
+                    "taskType": "io.kestra.plugin.core.debug.Return", "properties": {},
+                    "context": {}, "seed": 1,
+                    "workingDirectory": {"taskRunId": "w", "first": true, "properties": {}},
+                },
+            })
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let message = r.json::<Value>().await.unwrap()["message"].to_string();
+    assert!(message.contains("WorkingDirectory"), "{message}");
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/worker/attempts", b.url))
         .body("{}")
