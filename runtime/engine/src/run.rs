@@ -2,7 +2,7 @@
 //! maps every way an attempt can end to an [`AttemptFailure`] (STYLE.md pattern 6).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -163,16 +163,27 @@ impl AttemptRequest {
 /// blocked in a host call does not see epochs).
 const GRACE: Duration = Duration::from_millis(100);
 
-fn new_store(
-    engine: &Engine,
+/// What a fresh `Store` is made of.
+struct StoreSetup {
     ctx: TaskContext,
     variables: Arc<Value>,
     host: Arc<dyn TaskHost>,
     allow: AllowList,
     limits: Limits,
     timeout: Duration,
-    work_dir: Option<&Path>,
-) -> Result<Store<AttemptState>, String> {
+    work_dir: Option<PathBuf>,
+}
+
+fn new_store(engine: &Engine, setup: StoreSetup) -> Result<Store<AttemptState>, String> {
+    let StoreSetup {
+        ctx,
+        variables,
+        host,
+        allow,
+        limits,
+        timeout,
+        work_dir,
+    } = setup;
     let stdout = MemoryOutputPipe::new(limits.max_stdio_bytes);
     let stderr = MemoryOutputPipe::new(limits.max_stdio_bytes);
     // Deny by default: no environment, no arguments, no sockets, no preopened directories but
@@ -184,7 +195,7 @@ fn new_store(
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false);
-    if let Some(dir) = work_dir {
+    if let Some(dir) = &work_dir {
         wasi.preopened_dir(dir, "/", FsPerms::ReadWrite)
             .map_err(|e| format!("working directory {}: {e:#}", dir.display()))?;
     }
@@ -238,13 +249,15 @@ pub(crate) async fn describe(
 ) -> Result<wit::PluginInfo, String> {
     let mut store = new_store(
         engine,
-        TaskContext::example(),
-        Arc::new(Value::Null),
-        Arc::new(MemoryHost::new()),
-        AllowList::default(),
-        engine.inner.config.limits.clone(),
-        Duration::from_secs(10),
-        None,
+        StoreSetup {
+            ctx: TaskContext::example(),
+            variables: Arc::new(Value::Null),
+            host: Arc::new(MemoryHost::new()),
+            allow: AllowList::default(),
+            limits: engine.inner.config.limits.clone(),
+            timeout: Duration::from_secs(10),
+            work_dir: None,
+        },
     )?;
     let call = async {
         let task = pre.instantiate_async(&mut store).await?;
@@ -302,13 +315,15 @@ impl Registry {
             .union(&cfg.http_allow_for(&req.context.namespace));
         let mut store = match new_store(
             engine,
-            req.context,
-            req.variables,
-            req.host,
-            allow_list,
-            limits,
-            timeout,
-            req.work_dir.as_deref(),
+            StoreSetup {
+                ctx: req.context,
+                variables: req.variables,
+                host: req.host,
+                allow: allow_list,
+                limits,
+                timeout,
+                work_dir: req.work_dir,
+            },
         ) {
             Ok(s) => s,
             Err(e) => return bare(start, AttemptFailure::Instantiate(e)),

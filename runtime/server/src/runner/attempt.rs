@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use weft_engine::{AttemptRequest, TaskContext};
 use weft_executor::{RunTask, State, WorkerResult};
-use weft_flow::expr::Renderer;
+use weft_flow::expr::{Renderer, Secrets, mask_secrets};
 use weft_store::DynStore;
 use weft_store::repo::{
     ExecutionFiles, FilesExprHost, LogRepo, OffloadConfig, RepoResult, offload_outputs,
@@ -57,6 +57,8 @@ pub(crate) struct Worker {
     pub(crate) offload: OffloadConfig,
     /// The scratch folders of the WorkingDirectory tasks of this process's executions.
     pub(crate) work_dirs: WorkDirs,
+    /// Where `secret()` finds its values; those revealed are masked in the attempt's logs.
+    pub(crate) secrets: Secrets,
 }
 
 impl Worker {
@@ -74,6 +76,7 @@ impl Worker {
             renderer,
             offload,
             work_dirs: WorkDirs::default(),
+            secrets: Secrets::from_env(),
         }
     }
 
@@ -92,7 +95,7 @@ impl Worker {
 
     /// Runs `task` with the internal storage `files` of its execution.
     pub(crate) async fn run_in(&self, files: ExecutionFiles, task: &RunTask) -> Attempted {
-        let request = self.request(&files, task);
+        let (request, expr_host) = self.request(&files, task);
         let work_dir = self.work_dirs.prepare(task, &self.renderer, &files).await;
         let outcome = match &work_dir {
             Ok(Some(dir)) => self.engine.run_attempt(request.with_work_dir(dir)).await,
@@ -103,11 +106,14 @@ impl Worker {
         };
         let mut logs = AttemptLogs::new(files.namespace(), files.flow_id(), task);
         let mut lines: Vec<Line> = Vec::with_capacity(outcome.logs.len() + 1);
+        // secret values the task's expressions revealed never reach its logs (as Kestra masks them)
+        let revealed = expr_host.revealed();
         for l in &outcome.logs {
-            logs.push_at(l.timestamp_ms, l.level.as_str(), &l.message);
+            let message = mask_secrets(&l.message, &revealed);
+            logs.push_at(l.timestamp_ms, l.level.as_str(), &message);
             lines.push(Line {
                 level: l.level.as_str().to_string(),
-                message: l.message.clone(),
+                message,
             });
         }
         let mut error = |logs: &mut AttemptLogs, message: String| {
@@ -180,7 +186,8 @@ impl Worker {
 
     /// The engine's request for `task`: its properties and context, its host, timeout and
     /// log level.
-    fn request(&self, files: &ExecutionFiles, task: &RunTask) -> AttemptRequest {
+    /// Also returns the expression host, which knows the secrets the attempt revealed.
+    fn request(&self, files: &ExecutionFiles, task: &RunTask) -> (AttemptRequest, FilesExprHost) {
         let context = TaskContext {
             namespace: files.namespace().to_string(),
             flow_id: files.flow_id().to_string(),
@@ -189,10 +196,12 @@ impl Worker {
             task_run_id: task.task_run_id.clone(),
             attempt: task.attempt,
         };
+        let expr_host = FilesExprHost::new(files.clone(), tokio::runtime::Handle::current())
+            .with_logs(LogRepo::new(self.store.clone()))
+            .with_secrets(self.secrets.clone());
         let host = Arc::new(AttemptHost {
             renderer: self.renderer.clone(),
-            expr_host: FilesExprHost::new(files.clone(), tokio::runtime::Handle::current())
-                .with_logs(LogRepo::new(self.store.clone())),
+            expr_host: expr_host.clone(),
             files: files.clone(),
             now: Utc::now(),
             seed: task.seed,
@@ -214,6 +223,6 @@ impl Worker {
         {
             request = request.with_min_log_level(level);
         }
-        request
+        (request, expr_host)
     }
 }

@@ -282,6 +282,7 @@ impl Runner {
             renderer: self.renderer.clone(),
             offload: self.offload,
             work_dirs: self.work_dirs.clone(),
+            secrets: self.secrets.clone(),
         };
         let files = live.files.clone();
         // the tasks of one WorkingDirectory share its folder, on this process's disk: they stay here

@@ -226,6 +226,7 @@ pub struct Runner {
     observer: Arc<dyn Observer>,
     work_dirs: work_dir::WorkDirs,
     dispatch: dispatch::Dispatch,
+    secrets: weft_flow::expr::Secrets,
 }
 
 impl std::fmt::Debug for Runner {
@@ -320,12 +321,20 @@ impl Runner {
             observer: Arc::new(Silent),
             work_dirs: work_dir::WorkDirs::default(),
             dispatch: dispatch::Dispatch::Local,
+            secrets: weft_flow::expr::Secrets::from_env(),
         }
     }
 
     /// Reports progress to `observer`.
     pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
         self.observer = observer;
+        self
+    }
+
+    /// Where `secret()` finds its values in the tasks' expressions (by default the process
+    /// environment's `SECRET_*` variables).
+    pub fn with_secrets(mut self, secrets: weft_flow::expr::Secrets) -> Self {
+        self.secrets = secrets;
         self
     }
 

@@ -11,7 +11,7 @@ use anyhow::Context;
 use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
 use weft_executor::inputs::RawInput;
-use weft_flow::expr::Renderer;
+use weft_flow::expr::{Renderer, Secrets};
 use weft_flow::model::Label;
 use weft_server::runner::{Catalog, Runner, StartRequest};
 
@@ -145,9 +145,7 @@ pub(crate) fn setup_globals(raw: &Json) -> Result<Map<String, Json>, String> {
                     if let Some(rest) = name.strip_prefix("KESTRA_") {
                         envs.insert(rest.to_lowercase(), v.clone());
                     } else if name.starts_with("SECRET_") {
-                        return Err(format!(
-                            "setup env `{name}`: secrets (`secret()` from SECRET_* variables) are not supported by the in-process runner"
-                        ));
+                        // served by `setup_secrets`
                     } else {
                         return Err(format!("setup env `{name}` is not supported by the runner"));
                     }
@@ -169,6 +167,18 @@ pub(crate) fn setup_globals(raw: &Json) -> Result<Map<String, Json>, String> {
         }
     }
     Ok(globals)
+}
+
+/// The secrets of a case: its `setup.env` `SECRET_*` variables on top of the environment.
+pub(crate) fn setup_secrets(raw: &Json) -> Secrets {
+    let vars = raw
+        .pointer("/setup/env")
+        .and_then(Json::as_object)
+        .into_iter()
+        .flatten()
+        .filter(|(name, _)| name.starts_with("SECRET_"))
+        .filter_map(|(name, v)| Some((name.clone(), v.as_str()?.to_string())));
+    Secrets::with_variables(vars)
 }
 
 /// The catalog of a case: its flow, the flows it `needs`, and `extra` flow files.
@@ -323,7 +333,8 @@ pub(crate) fn run(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     inner.rt.block_on(async {
         let store = weft_store::open(&store_url).await?;
         let runner = Runner::new(inner.engine.clone(), store, inner.renderer.clone(), catalog)
-            .with_observer(sink.clone());
+            .with_observer(sink.clone())
+            .with_secrets(setup_secrets(&raw));
         let mut session = runner.session();
         let id = match session
             .start(&flow.namespace, &flow.id, req, raw_inputs)

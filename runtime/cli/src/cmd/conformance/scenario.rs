@@ -62,7 +62,8 @@ pub(crate) fn run(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     inner.rt.block_on(async {
         let store = weft_store::open(&store_url).await?;
         let runner = Runner::new(inner.engine.clone(), store, inner.renderer.clone(), catalog)
-            .with_observer(sink.clone());
+            .with_observer(sink.clone())
+            .with_secrets(run_kinds::setup_secrets(&raw));
         let mut s = Scenario {
             session: runner.session(),
             sink: sink.clone(),
