@@ -44,6 +44,37 @@ impl Catalog {
 }
 
 impl Runner {
+    /// Types and validates `onResume` inputs for the paused execution `id` of `lives` (uploading
+    /// `req.files` first, as FILE inputs), then queues its resume in `pending`. Fails with
+    /// Kestra's input error when an input is missing or invalid; nothing is queued then.
+    pub(super) async fn queue_resume(
+        &self,
+        lives: &mut HashMap<String, Live>,
+        pending: &mut IndexMap<String, Vec<Event>>,
+        id: &str,
+        req: StartRequest,
+    ) -> Result<(), RunError> {
+        let Some(live) = lives.get_mut(id) else {
+            return Err(RunError::Storage(format!(
+                "no execution {id} in this session"
+            )));
+        };
+        let executor = live.executor.clone();
+        let files = live.files.clone();
+        let mut values = req.inputs;
+        upload_files(&files, req.files, &mut values).await?;
+        let exec = &live.current(&self.repo(), id).await?.value;
+        let ictx = InputContext::new(&exec.id, Utc::now(), &self.renderer);
+        let inputs = executor
+            .resume_inputs(exec, &values, &ictx)
+            .map_err(|e| RunError::Inputs(e.to_string()))?;
+        pending
+            .entry(id.to_string())
+            .or_default()
+            .push(Event::Resume { inputs });
+        Ok(())
+    }
+
     /// A session driving executions of this runner step by step.
     pub fn session(&self) -> Session<'_> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -128,6 +159,25 @@ async fn upload_files(
         values.insert(input, RawInput::File { name, uri });
     }
     Ok(())
+}
+
+/// How many executions of `namespace.id` among `lives` are running now (for the flow's
+/// `concurrency`).
+fn running_in(lives: &HashMap<String, Live>, namespace: &str, id: &str) -> u32 {
+    let n = lives
+        .values()
+        .filter_map(|l| Some((l, &l.current.as_ref()?.value)))
+        .filter(|(l, e)| {
+            !l.done
+                && e.namespace == namespace
+                && e.flow_id == id
+                && !matches!(
+                    e.state.current,
+                    State::Created | State::Queued | State::Restarted
+                )
+        })
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 type Timers = BinaryHeap<Reverse<(DateTime<Utc>, String, TimerKey)>>;
@@ -282,21 +332,7 @@ impl Session<'_> {
 
     /// How many executions of `namespace.id` are running now (for the flow's `concurrency`).
     fn running_of(&self, namespace: &str, id: &str) -> u32 {
-        let n = self
-            .lives
-            .values()
-            .filter_map(|l| Some((l, &l.current.as_ref()?.value)))
-            .filter(|(l, e)| {
-                !l.done
-                    && e.namespace == namespace
-                    && e.flow_id == id
-                    && !matches!(
-                        e.state.current,
-                        State::Created | State::Queued | State::Restarted
-                    )
-            })
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
+        running_in(&self.lives, namespace, id)
     }
 
     /// Drives every execution of the session until `until` holds (checked after each step) or
@@ -455,21 +491,9 @@ impl Session<'_> {
     /// first, as FILE inputs), then queues its resume. Fails with Kestra's input error when an
     /// input is missing or invalid; nothing is queued then.
     pub async fn resume_with(&mut self, id: &str, req: StartRequest) -> Result<(), RunError> {
-        let Some(live) = self.lives.get_mut(id) else {
-            return Err(RunError::Storage(format!(
-                "no execution {id} in this session"
-            )));
-        };
-        let executor = live.executor.clone();
-        let files = live.files.clone();
-        let mut values = req.inputs;
-        upload_files(&files, req.files, &mut values).await?;
-        let exec = &live.current(&self.runner.repo(), id).await?.value;
-        let ictx = InputContext::new(&exec.id, Utc::now(), &self.runner.renderer);
-        let inputs = executor
-            .resume_inputs(exec, &values, &ictx)
-            .map_err(|e| RunError::Inputs(e.to_string()))?;
-        self.resume(id, inputs)
+        self.runner
+            .queue_resume(&mut self.lives, &mut self.pending, id, req)
+            .await
     }
 
     /// Restarts a FAILED or KILLED execution (same id): it is RESTARTED when this returns (the

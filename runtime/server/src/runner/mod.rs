@@ -7,9 +7,12 @@
 //! immutable objects before they are applied; large outputs are offloaded to internal storage.
 
 pub mod control;
+mod fetch;
 mod flow_triggers;
 mod host;
+mod host_tasks;
 mod logs;
+mod resume_task;
 mod toggle;
 
 use std::cmp::Reverse;
@@ -35,6 +38,7 @@ use weft_store::repo::{
 
 use host::AttemptHost;
 use logs::AttemptLogs;
+pub use resume_task::SessionDirectory;
 
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -222,6 +226,8 @@ pub struct Runner {
     catalog: Catalog,
     offload: OffloadConfig,
     observer: Arc<dyn Observer>,
+    /// The other sessions of this process, for host tasks (see [`Runner::with_sessions`]).
+    sessions: Option<Arc<dyn SessionDirectory>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -314,6 +320,7 @@ impl Runner {
             catalog,
             offload: OffloadConfig::default(),
             observer: Arc::new(Silent),
+            sessions: None,
         }
     }
 
@@ -515,14 +522,17 @@ impl Runner {
     ) -> Result<(), RunError> {
         match effect {
             Effect::RunTask(task) => {
+                if !lives.contains_key(exec_id) {
+                    return Ok(());
+                }
+                self.observer.attempt_started(&task);
+                if let Some(kind) = host_tasks::HostTask::of(&task.task_type) {
+                    let driver = host_tasks::Driver { lives, pending };
+                    return self.host_attempt(kind, driver, &task, tx).await;
+                }
                 let Some(live) = lives.get(exec_id) else {
                     return Ok(());
                 };
-                self.observer.attempt_started(&task);
-                if task.task_type == toggle::TOGGLE_TYPE {
-                    self.toggle_attempt(live, &task, tx).await;
-                    return Ok(());
-                }
                 let key = (exec_id.to_string(), task.task_run_id.clone(), task.attempt);
                 let handle = self.spawn_attempt(live, *task, tx.clone());
                 attempts.insert(key, handle);
@@ -697,41 +707,6 @@ impl Runner {
             }
         }
         Ok(rest)
-    }
-
-    /// Performs a Toggle attempt here (it needs the store and the catalog, not a plugin) and
-    /// sends its result as a worker's.
-    async fn toggle_attempt(
-        &self,
-        live: &Live,
-        task: &RunTask,
-        tx: &mpsc::UnboundedSender<Finished>,
-    ) {
-        let started = Instant::now();
-        let mut logs = AttemptLogs::new(live.files.namespace(), live.files.flow_id(), task);
-        let (state, level, line) = match self.run_toggle(task).await {
-            Ok(line) => (State::Success, "INFO", line),
-            Err(e) => (State::Failed, "ERROR", e),
-        };
-        self.observer
-            .log(&task.execution_id, &task.task_id, level, &line);
-        logs.push(level, &line);
-        if let Err(e) = logs.store(&LogRepo::new(self.store.clone())).await {
-            tracing::warn!(error = %e, "could not store the attempt's logs");
-        }
-        self.observer
-            .attempt_ended(task, state, started.elapsed().as_millis());
-        let _ = tx.send(Finished {
-            exec_id: task.execution_id.clone(),
-            result: WorkerResult {
-                task_run_id: task.task_run_id.clone(),
-                attempt: task.attempt,
-                state,
-                outputs: toggle::outputs(),
-                metrics: Vec::new(),
-                log_file: None,
-            },
-        });
     }
 
     fn spawn_attempt(
