@@ -1,6 +1,7 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
-//! The tasks the runner performs itself (log.Fetch, execution.Resume), with the real core plugins
-//! and a store in a temporary directory.
+//! The tasks the runner performs itself (log.Fetch, execution.Resume) and retries in a new
+//! execution (retry behavior CREATE_NEW_EXECUTION), with the real core plugins and a store in a
+//! temporary directory.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,7 @@ use weft_server::runner::control::Session;
 use weft_server::runner::{Catalog, Runner, StartRequest};
 use weft_server::setup::Setup;
 use weft_store::DynStore;
-use weft_store::repo::LogRepo;
+use weft_store::repo::{ExecutionIndex, LogRepo};
 
 const FLOWS: &[&str] = &[
     r#"id: fetch
@@ -54,6 +55,19 @@ tasks:
     executionId: "{{ inputs.target }}"
     inputs:
       answer: "from {{ flow.id }}"
+"#,
+    r#"id: retried
+namespace: t
+labels:
+  team: a
+tasks:
+  - id: fail
+    type: io.kestra.plugin.core.execution.Fail
+    retry:
+      behavior: CREATE_NEW_EXECUTION
+      type: constant
+      interval: PT0.3S
+      maxAttempt: 3
 "#,
 ];
 
@@ -259,4 +273,130 @@ async fn resume_task_takes_a_stored_execution_and_fails_on_one_not_paused() {
         let logged = messages(&store, &again, "resume").await;
         assert!(logged.iter().any(|m| m.contains(want)), "{logged:?}");
     }
+}
+
+/// Ids of the executions of `t.retried` in storage.
+async fn retried_ids(store: &DynStore) -> Vec<String> {
+    let mut ids: Vec<String> = ExecutionIndex::new(store.clone())
+        .list_under(Some("t"))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|k| k.flow_id == "retried")
+        .map(|k| k.id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_retries_in_new_executions_up_to_max_attempt() {
+    let (setup, _dir, store) = setup().await;
+    let runner = runner(&setup, store.clone());
+    let mut req = StartRequest::default();
+    req.labels.push(weft_flow::model::Label {
+        key: "by".into(),
+        value: "test".into(),
+    });
+    // `weft run`: the last execution of the chain
+    let last = runner.run("t", "retried", req).await.unwrap();
+    assert_eq!(last.state.current, State::Failed);
+    assert_eq!(last.metadata.as_ref().unwrap().attempt_number, 3);
+    let ids = retried_ids(&store).await;
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let repo = weft_server::executions(store.clone());
+    let mut chain = Vec::new();
+    let mut cur = last.clone();
+    chain.push(cur.clone());
+    while let Some(parent) = cur.parent_id.clone() {
+        cur = repo.get(&parent).await.unwrap().value;
+        chain.push(cur.clone());
+    }
+    chain.reverse();
+    let states: Vec<State> = chain.iter().map(|e| e.state.current).collect();
+    assert_eq!(states, [State::Retried, State::Retried, State::Failed]);
+    let first = &chain[0];
+    for (n, e) in chain.iter().enumerate().skip(1) {
+        assert_eq!(e.original_id.as_deref(), Some(first.id.as_str()));
+        let meta = e.metadata.as_ref().unwrap();
+        assert_eq!(meta.attempt_number as usize, n + 1);
+        assert_eq!(meta.original_created_date, first.state.histories[0].date);
+        assert_eq!(e.label("by"), Some("test"));
+        assert_eq!(e.label("team"), Some("a"));
+        assert_eq!(e.label("system.correlationId"), Some(first.id.as_str()));
+        // it waited for the retry interval after the one it retries ended
+        let ended = chain[n - 1].state.end_date.unwrap();
+        let started = e
+            .state
+            .histories
+            .iter()
+            .find(|h| h.state == State::Running)
+            .unwrap()
+            .date;
+        assert!(
+            started - ended >= chrono::TimeDelta::milliseconds(300),
+            "{ended} -> {started}"
+        );
+        assert_eq!(
+            e.id,
+            weft_executor::ids::retry_execution_id(&chain[n - 1].id, n as u32 + 1)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_of_a_retried_execution_creates_its_retry_once() {
+    let (setup, _dir, store) = setup().await;
+    let runner = runner(&setup, store.clone());
+    let repo = weft_server::executions(store.clone());
+    let first = {
+        let mut session = runner.session();
+        let id = session
+            .start("t", "retried", StartRequest::default(), false)
+            .await
+            .unwrap();
+        assert!(
+            session
+                .drive_until(deadline(), |s| s.is_done(&id))
+                .await
+                .unwrap()
+        );
+        // the driver stops here, before the new execution started
+        id
+    };
+    let second = weft_executor::ids::retry_execution_id(&first, 2);
+    let created = repo.get(&second).await.unwrap().value;
+    assert_eq!(created.state.current, State::Created);
+    assert!(created.schedule_date.is_some());
+
+    // a driver that stopped before it created the new execution: taken over, it is created
+    repo.delete(&second, None).await.unwrap();
+    let mut session = runner.session();
+    session
+        .take_over(std::slice::from_ref(&first))
+        .await
+        .unwrap();
+    // taken over again (two takeovers, or one after the creation): the same execution
+    let mut other = runner.session();
+    other.take_over(std::slice::from_ref(&first)).await.unwrap();
+    drop(other);
+    assert!(
+        session
+            .drive_until(deadline(), |s| s.all_done())
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        session.execution(&second).unwrap().state.current,
+        State::Retried
+    );
+    let ids = retried_ids(&store).await;
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    let third = weft_executor::ids::retry_execution_id(&second, 3);
+    assert!(ids.contains(&first) && ids.contains(&second) && ids.contains(&third));
+    assert_eq!(
+        repo.get(&third).await.unwrap().value.state.current,
+        State::Failed
+    );
 }

@@ -13,6 +13,7 @@ mod host;
 mod host_tasks;
 mod logs;
 mod resume_task;
+mod retry;
 mod toggle;
 
 use std::cmp::Reverse;
@@ -340,7 +341,9 @@ impl Runner {
         crate::executions(self.store.clone())
     }
 
-    /// Creates an execution of `namespace.id` and runs it, with every subflow it starts, to its end.
+    /// Creates an execution of `namespace.id` and runs it, with every subflow it starts, to its
+    /// end; when it ends RETRIED, the executions it retries in run too, and the last one is
+    /// returned.
     pub async fn run(
         &self,
         namespace: &str,
@@ -348,9 +351,16 @@ impl Runner {
         req: StartRequest,
     ) -> Result<Execution, RunError> {
         let mut session = self.session();
-        let root = session.start(namespace, id, req, false).await?;
+        let mut root = session.start(namespace, id, req, false).await?;
         let far = Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
-        session.drive_until(far, |s| s.is_done(&root)).await?;
+        loop {
+            session.drive_until(far, |s| s.is_done(&root)).await?;
+            // RETRIED: the new execution it retries in carries on
+            match session.retried_in(&root) {
+                Some(next) => root = next,
+                None => break,
+            }
+        }
         session
             .execution(&root)
             .cloned()
@@ -615,13 +625,8 @@ impl Runner {
             Effect::KillExecution { execution_id } => {
                 pending.entry(execution_id).or_default().push(Event::Kill);
             }
-            Effect::CreateRetryExecution { .. } => {
-                self.observer.log(
-                    exec_id,
-                    "",
-                    "WARN",
-                    "retry behavior CREATE_NEW_EXECUTION needs `weft server`; the execution is not retried",
-                );
+            Effect::CreateRetryExecution { at, attempt_number } => {
+                Box::pin(self.create_retry(lives, pending, exec_id, attempt_number, at)).await?;
             }
             // taken out of the step's effects by `store_executor_logs`
             Effect::Log { .. } => {}
