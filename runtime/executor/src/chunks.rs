@@ -20,6 +20,7 @@
 
 use std::collections::BTreeSet;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use weft_flow::model::Label;
@@ -185,6 +186,8 @@ struct HeadOut<'a> {
     task_run_list: Vec<&'a TaskRun>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: &'a Option<ExecutionMetadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule_date: &'a Option<DateTime<Utc>>,
     weft_chunks: HeadMetaOut<'a>,
 }
 
@@ -306,6 +309,7 @@ impl Execution {
                 .filter_map(|&p| self.task_run_list.get(p as usize))
                 .collect(),
             metadata: &self.metadata,
+            schedule_date: &self.schedule_date,
             weft_chunks: HeadMetaOut {
                 chunks: &self.archive.chunks,
                 positions,
@@ -491,6 +495,7 @@ mod tests {
                 attempt_number: 2,
                 original_created_date: t0(),
             }),
+            schedule_date: Some(t0()),
             index: IndexSlot::default(),
             archive: Archive::default(),
         }

@@ -107,4 +107,7 @@ pub enum TimerKind {
     ExecutionTimeout,
     /// A MAX_DURATION `sla` of the flow (`number` is its position).
     Sla,
+    /// The `scheduleDate` of a CREATED execution came: start it (a driver may send
+    /// [`Event::Start`] instead, with the count of running executions).
+    Start,
 }

@@ -56,6 +56,10 @@ pub struct Execution {
     /// Retry bookkeeping across executions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<ExecutionMetadata>,
+    /// When a CREATED execution may start at the earliest (a retry in a new execution waits for
+    /// its retry interval); a start before then waits for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_date: Option<DateTime<Utc>>,
     /// Indexes beside the task-run list, rebuilt on load.
     #[serde(skip)]
     pub(crate) index: IndexSlot,
@@ -81,6 +85,7 @@ impl PartialEq for Execution {
             && self.state == other.state
             && self.task_run_list == other.task_run_list
             && self.metadata == other.metadata
+            && self.schedule_date == other.schedule_date
     }
 }
 
@@ -124,6 +129,7 @@ impl Execution {
             state: StateInfo::new(State::Created, now),
             task_run_list: Vec::new(),
             metadata: None,
+            schedule_date: None,
             index: IndexSlot::default(),
             archive: Archive::default(),
         }

@@ -48,6 +48,16 @@ pub fn execution_id(seed: u64) -> String {
     base62(hash128(&[b"execution", &seed.to_le_bytes()]))
 }
 
+/// The id of the execution that `retried` retries in as attempt `attempt_number` (retry
+/// behavior CREATE_NEW_EXECUTION): the same for every driver that creates it.
+pub fn retry_execution_id(retried: &str, attempt_number: u32) -> String {
+    execution_id(hash64(&[
+        retried.as_bytes(),
+        b"retry",
+        &attempt_number.to_le_bytes(),
+    ]))
+}
+
 /// The id of a task run: from the execution id and what the run is (its task, parent, loop value,
 /// iteration and position in the list), so it is the same every time the execution is replayed.
 pub(crate) fn task_run_id(

@@ -481,6 +481,67 @@ tasks:
 }
 
 #[test]
+fn create_new_execution_chains_attempts_across_executions() {
+    let flow = src(r#"
+retry: {type: constant, interval: PT5M, maxAttempt: 9, behavior: RETRY_FAILED_TASK}
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.execution.Fail
+    retry: {type: constant, interval: PT30S, maxAttempt: 3, behavior: CREATE_NEW_EXECUTION}
+"#);
+    let mut s = Sim::new(&flow);
+    assert_eq!(s.run(), State::Retried);
+    // the failed task's retry, with its own interval
+    let ended = s.exec.state.end_date.unwrap();
+    let (n, at) = s.ex.pending_retry(&s.exec).unwrap();
+    assert_eq!((n, at), (2, ended + chrono::TimeDelta::seconds(30)));
+    assert_eq!(s.retries, [2]);
+    let new = s.ex.retry_execution(&s.exec, n, at, ended);
+    assert_eq!(new, s.ex.retry_execution(&s.exec, n, at, ended));
+    assert_eq!(
+        new.id,
+        weft_executor::ids::retry_execution_id(&s.exec.id, 2)
+    );
+    assert_eq!(new.state.current, State::Created);
+    assert!(new.task_run_list.is_empty());
+    assert_eq!(new.parent_id.as_deref(), Some(s.exec.id.as_str()));
+    assert_eq!(new.original_id.as_deref(), Some(s.exec.id.as_str()));
+    assert_eq!(new.labels, s.exec.labels);
+    assert_eq!(new.metadata.as_ref().unwrap().attempt_number, 2);
+    assert_eq!(new.schedule_date, Some(at));
+
+    // started before its date, it waits for it
+    let mut s2 = common::Sim::with(Executor2::from(&s), new);
+    s2.now = ended;
+    s2.start();
+    assert_eq!(s2.exec.state.current, State::Created);
+    assert_eq!(s2.timers.len(), 1);
+    assert_eq!(s2.timers[0].0, at);
+    assert_eq!(s2.run(), State::Retried);
+    let running = s2
+        .exec
+        .state
+        .histories
+        .iter()
+        .find(|h| h.state == State::Running);
+    assert_eq!(running.map(|h| h.date), Some(at));
+    let (n, at) = s2.ex.pending_retry(&s2.exec).unwrap();
+    assert_eq!(n, 3);
+    // the third attempt is the last (maxAttempt counts across executions)
+    let mut s3 = common::Sim::with(
+        Executor2::from(&s),
+        s2.ex.retry_execution(&s2.exec, n, at, at),
+    );
+    s3.now = at;
+    assert_eq!(s3.run(), State::Failed);
+    assert!(s3.ex.pending_retry(&s3.exec).is_none());
+    let meta = s3.exec.metadata.as_ref().unwrap();
+    assert_eq!(meta.attempt_number, 3);
+    assert_eq!(meta.original_created_date, s.exec.state.histories[0].date);
+    assert_eq!(s3.exec.original_id.as_deref(), Some(s.exec.id.as_str()));
+}
+
+#[test]
 fn task_timeout_fails_the_attempt_and_cancels_it() {
     let mut s = Sim::new(&src(r#"
 tasks:

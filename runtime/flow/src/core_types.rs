@@ -360,6 +360,8 @@ fn task_types() -> Vec<TypeDef> {
                 p("flowId", Schema::string()),
                 p("executionId", Schema::string()),
                 p("tasksId", Schema::array(Schema::string())),
+                // deprecated by Kestra for `tasksId`
+                p("taskId", Schema::string()),
                 p("level", Schema::one_of_values(LOG_LEVELS)),
             ]),
         )

@@ -714,6 +714,62 @@ async fn resume_types_and_validates_on_resume_inputs() {
     s.stop().await;
 }
 
+const RESUMER: &str = r#"id: resumer
+namespace: company.team
+inputs:
+  - id: target
+    type: STRING
+tasks:
+  - id: resume
+    type: io.kestra.plugin.core.execution.Resume
+    executionId: "{{ inputs.target }}"
+    namespace: company.team
+    flowId: approve
+    inputs:
+      count: "{{ 40 + 1 }}"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_task_resumes_an_execution_another_driver_holds() {
+    let s = TestServer::start(None).await;
+    for flow in [APPROVE, RESUMER] {
+        assert_eq!(s.create_flow("/api/v1", flow).await.0, StatusCode::OK);
+    }
+    let (status, exec) = s
+        .json(
+            reqwest::Method::POST,
+            "/api/v1/executions/company.team/approve",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    let id = exec["id"].as_str().unwrap().to_string();
+    // PAUSED, its driver still running in this process
+    wait_for(&s, &id, "PAUSED").await;
+    let start = "/api/v1/executions/company.team/resumer?wait=true";
+    let form = reqwest::multipart::Form::new().text("target", id.clone());
+    let (status, resumer) = send(s.req(reqwest::Method::POST, start).multipart(form)).await;
+    assert_eq!(status, StatusCode::OK, "{resumer}");
+    assert_eq!(resumer["state"]["current"], "SUCCESS", "{resumer:#}");
+    let exec = wait_for(&s, &id, "SUCCESS").await;
+    assert_eq!(outputs_of(&exec, "after")["value"], "42", "{exec:#}");
+    // through the session of the driver that held it, not a second driver
+    let (_, logs) = s
+        .json(
+            reqwest::Method::GET,
+            &format!("/api/v1/logs/{}", resumer["id"].as_str().unwrap()),
+        )
+        .await;
+    let want = format!("execution {id} resumed by the driver that holds it");
+    assert!(
+        logs.as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["message"] == want.as_str()),
+        "{logs:#}"
+    );
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_execution_body_over_max_body_bytes_is_refused() {
     let s = TestServer::start_config(|c| c.max_body_bytes = 4096).await;

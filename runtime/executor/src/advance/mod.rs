@@ -276,6 +276,20 @@ impl<'a> Step<'a> {
     fn start(&mut self, running: u32) {
         match self.exec.state.current {
             State::Created | State::Queued => {
+                if let Some(at) = self.exec.schedule_date.filter(|at| *at > self.now)
+                    && self.exec.state.current == State::Created
+                {
+                    // not yet: started again at its date
+                    self.effects.push(Effect::WakeAt {
+                        at,
+                        timer: Timer {
+                            task_run_id: None,
+                            kind: TimerKind::Start,
+                            number: 0,
+                        },
+                    });
+                    return;
+                }
                 match restart::admission(&self.plan().flow, running) {
                     Admission::Run => {}
                     Admission::Queue => {
@@ -621,6 +635,9 @@ impl<'a> Step<'a> {
         if t.kind == TimerKind::Sla {
             return self.sla_due(t.number);
         }
+        if t.kind == TimerKind::Start {
+            return self.start(0);
+        }
         if t.kind == TimerKind::ExecutionTimeout {
             if !self.exec.state.current.is_terminal() {
                 self.log(
@@ -645,7 +662,7 @@ impl<'a> Step<'a> {
             TimerKind::PauseDelay => pause::delay_due(self, pos),
             TimerKind::PauseTimeout => pause::timeout_due(self, pos),
             TimerKind::WaitForNext => flowable::waitfor_next(self, pos, t.number),
-            TimerKind::ExecutionTimeout | TimerKind::Sla => {}
+            TimerKind::ExecutionTimeout | TimerKind::Sla | TimerKind::Start => {}
         }
     }
 }

@@ -19,7 +19,7 @@ use super::App;
 use super::store_flows::StoreFlows;
 use crate::lease::{Lease, LeaseError};
 use crate::runner::control::{Session, SessionSender};
-use crate::runner::{Catalog, RunError, Runner, StartRequest};
+use crate::runner::{Catalog, RunError, Runner, SessionDirectory, StartRequest};
 
 /// How an execution comes into a driver.
 #[derive(Debug)]
@@ -98,6 +98,18 @@ impl Drivers {
     }
 }
 
+/// The drivers of this process for one tenant, as the runner's Resume tasks look them up.
+struct TenantDrivers {
+    app: Arc<App>,
+    tenant: String,
+}
+
+impl SessionDirectory for TenantDrivers {
+    fn sender(&self, id: &str) -> Option<SessionSender> {
+        self.app.drivers.sender(&self.tenant, id)
+    }
+}
+
 /// Starts a driver for `init` over the tenant's `store`; returns once the execution is in
 /// storage (or could not be created), with a receiver of its end.
 pub(crate) async fn spawn(
@@ -130,7 +142,11 @@ pub(crate) async fn spawn(
             app.setup.renderer.clone(),
             Catalog::from_source(source),
         )
-        .with_dispatch(app.dispatch_for(&tenant));
+        .with_dispatch(app.dispatch_for(&tenant))
+        .with_sessions(Arc::new(TenantDrivers {
+            app: app.clone(),
+            tenant: tenant.clone(),
+        }));
         let mut session = runner.session();
         let taking_over = matches!(init, Init::TakeOver { .. });
         let mut lease = match (&init, &new_id) {

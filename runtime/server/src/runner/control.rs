@@ -13,7 +13,7 @@ use indexmap::IndexMap;
 use serde_json::{Map, Value as Json};
 use tokio::sync::{mpsc, oneshot};
 use weft_executor::inputs::{InputContext, RawInput};
-use weft_executor::{Event, Execution, State};
+use weft_executor::{Event, Execution, State, TimerKind};
 use weft_store::repo::Versioned;
 
 use super::{Catalog, Finished, Live, RunError, Runner, StartRequest, TimerKey, storage};
@@ -44,6 +44,37 @@ impl Catalog {
 }
 
 impl Runner {
+    /// Types and validates `onResume` inputs for the paused execution `id` of `lives` (uploading
+    /// `req.files` first, as FILE inputs), then queues its resume in `pending`. Fails with
+    /// Kestra's input error when an input is missing or invalid; nothing is queued then.
+    pub(super) async fn queue_resume(
+        &self,
+        lives: &mut HashMap<String, Live>,
+        pending: &mut IndexMap<String, Vec<Event>>,
+        id: &str,
+        req: StartRequest,
+    ) -> Result<(), RunError> {
+        let Some(live) = lives.get_mut(id) else {
+            return Err(RunError::Storage(format!(
+                "no execution {id} in this session"
+            )));
+        };
+        let executor = live.executor.clone();
+        let files = live.files.clone();
+        let mut values = req.inputs;
+        upload_files(&files, req.files, &mut values).await?;
+        let exec = &live.current(&self.repo(), id).await?.value;
+        let ictx = InputContext::new(&exec.id, Utc::now(), &self.renderer);
+        let inputs = executor
+            .resume_inputs(exec, &values, &ictx)
+            .map_err(|e| RunError::Inputs(e.to_string()))?;
+        pending
+            .entry(id.to_string())
+            .or_default()
+            .push(Event::Resume { inputs });
+        Ok(())
+    }
+
     /// A session driving executions of this runner step by step.
     pub fn session(&self) -> Session<'_> {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -128,6 +159,25 @@ async fn upload_files(
         values.insert(input, RawInput::File { name, uri });
     }
     Ok(())
+}
+
+/// How many executions of `namespace.id` among `lives` are running now (for the flow's
+/// `concurrency`).
+pub(super) fn running_in(lives: &HashMap<String, Live>, namespace: &str, id: &str) -> u32 {
+    let n = lives
+        .values()
+        .filter_map(|l| Some((l, &l.current.as_ref()?.value)))
+        .filter(|(l, e)| {
+            !l.done
+                && e.namespace == namespace
+                && e.flow_id == id
+                && !matches!(
+                    e.state.current,
+                    State::Created | State::Queued | State::Restarted
+                )
+        })
+        .count();
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 type Timers = BinaryHeap<Reverse<(DateTime<Utc>, String, TimerKey)>>;
@@ -244,7 +294,8 @@ impl Session<'_> {
     /// Takes over executions whose driver stopped (their lease expired, see
     /// [`crate::lease`]): each is read and asked, with `Event::Recover`, for the attempts,
     /// subflow executions and timers the stopped driver held in memory. Terminated ones are
-    /// only read. Nothing runs until [`Session::drive_until`].
+    /// only read, but for a RETRIED one, whose new execution is created if it was not (and
+    /// carried on if it was). Nothing runs until [`Session::drive_until`].
     pub async fn take_over(&mut self, ids: &[String]) -> Result<(), RunError> {
         for id in ids {
             let exec = match self.load(id).await {
@@ -258,6 +309,15 @@ impl Session<'_> {
                     .entry(id.clone())
                     .or_default()
                     .push(Event::Recover);
+            } else if let Some((attempt, at)) = self
+                .lives
+                .get(id)
+                .and_then(|l| l.executor.pending_retry(&exec))
+            {
+                // its driver may have stopped before it created the execution it retries in
+                self.runner
+                    .create_retry(&mut self.lives, &mut self.pending, id, attempt, at)
+                    .await?;
             }
         }
         Ok(())
@@ -282,21 +342,15 @@ impl Session<'_> {
 
     /// How many executions of `namespace.id` are running now (for the flow's `concurrency`).
     fn running_of(&self, namespace: &str, id: &str) -> u32 {
-        let n = self
-            .lives
-            .values()
-            .filter_map(|l| Some((l, &l.current.as_ref()?.value)))
-            .filter(|(l, e)| {
-                !l.done
-                    && e.namespace == namespace
-                    && e.flow_id == id
-                    && !matches!(
-                        e.state.current,
-                        State::Created | State::Queued | State::Restarted
-                    )
-            })
-            .count();
-        u32::try_from(n).unwrap_or(u32::MAX)
+        running_in(&self.lives, namespace, id)
+    }
+
+    /// The execution that the RETRIED execution `id` retries in, once this session holds it.
+    pub fn retried_in(&self, id: &str) -> Option<String> {
+        let live = self.lives.get(id)?;
+        let (attempt, _) = live.executor.pending_retry(&live.current.as_ref()?.value)?;
+        let next = weft_executor::ids::retry_execution_id(id, attempt);
+        self.lives.contains_key(&next).then_some(next)
     }
 
     /// Drives every execution of the session until `until` holds (checked after each step) or
@@ -383,10 +437,17 @@ impl Session<'_> {
                             break;
                         }
                         if let Some(Reverse((_, exec_id, key))) = self.timers.pop() {
-                            self.pending
-                                .entry(exec_id)
-                                .or_default()
-                                .push(Event::Timer(key.0));
+                            let event = match key.0.kind {
+                                // a scheduled start, with the count the flow's concurrency needs
+                                TimerKind::Start => {
+                                    let running = self.execution(&exec_id).map_or(0, |e| {
+                                        running_in(&self.lives, &e.namespace, &e.flow_id)
+                                    });
+                                    Event::Start { running }
+                                }
+                                _ => Event::Timer(key.0),
+                            };
+                            self.pending.entry(exec_id).or_default().push(event);
                         }
                     }
                 }
@@ -455,21 +516,9 @@ impl Session<'_> {
     /// first, as FILE inputs), then queues its resume. Fails with Kestra's input error when an
     /// input is missing or invalid; nothing is queued then.
     pub async fn resume_with(&mut self, id: &str, req: StartRequest) -> Result<(), RunError> {
-        let Some(live) = self.lives.get_mut(id) else {
-            return Err(RunError::Storage(format!(
-                "no execution {id} in this session"
-            )));
-        };
-        let executor = live.executor.clone();
-        let files = live.files.clone();
-        let mut values = req.inputs;
-        upload_files(&files, req.files, &mut values).await?;
-        let exec = &live.current(&self.runner.repo(), id).await?.value;
-        let ictx = InputContext::new(&exec.id, Utc::now(), &self.runner.renderer);
-        let inputs = executor
-            .resume_inputs(exec, &values, &ictx)
-            .map_err(|e| RunError::Inputs(e.to_string()))?;
-        self.resume(id, inputs)
+        self.runner
+            .queue_resume(&mut self.lives, &mut self.pending, id, req)
+            .await
     }
 
     /// Restarts a FAILED or KILLED execution (same id): it is RESTARTED when this returns (the

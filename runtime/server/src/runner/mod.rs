@@ -10,9 +10,13 @@
 pub(crate) mod attempt;
 pub mod control;
 pub mod dispatch;
+mod fetch;
 mod flow_triggers;
 mod host;
+mod host_tasks;
 mod logs;
+mod resume_task;
+mod retry;
 mod toggle;
 mod work_dir;
 
@@ -37,6 +41,7 @@ use weft_store::repo::{
 };
 
 use logs::AttemptLogs;
+pub use resume_task::SessionDirectory;
 
 /// Why a run could not go on.
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +232,8 @@ pub struct Runner {
     work_dirs: work_dir::WorkDirs,
     dispatch: dispatch::Dispatch,
     secrets: weft_flow::expr::Secrets,
+    /// The other sessions of this process, for host tasks (see [`Runner::with_sessions`]).
+    sessions: Option<Arc<dyn SessionDirectory>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -322,6 +329,7 @@ impl Runner {
             work_dirs: work_dir::WorkDirs::default(),
             dispatch: dispatch::Dispatch::Local,
             secrets: weft_flow::expr::Secrets::from_env(),
+            sessions: None,
         }
     }
 
@@ -355,7 +363,9 @@ impl Runner {
         crate::executions(self.store.clone())
     }
 
-    /// Creates an execution of `namespace.id` and runs it, with every subflow it starts, to its end.
+    /// Creates an execution of `namespace.id` and runs it, with every subflow it starts, to its
+    /// end; when it ends RETRIED, the executions it retries in run too, and the last one is
+    /// returned.
     pub async fn run(
         &self,
         namespace: &str,
@@ -363,9 +373,16 @@ impl Runner {
         req: StartRequest,
     ) -> Result<Execution, RunError> {
         let mut session = self.session();
-        let root = session.start(namespace, id, req, false).await?;
+        let mut root = session.start(namespace, id, req, false).await?;
         let far = Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
-        session.drive_until(far, |s| s.is_done(&root)).await?;
+        loop {
+            session.drive_until(far, |s| s.is_done(&root)).await?;
+            // RETRIED: the new execution it retries in carries on
+            match session.retried_in(&root) {
+                Some(next) => root = next,
+                None => break,
+            }
+        }
         session
             .execution(&root)
             .cloned()
@@ -537,14 +554,17 @@ impl Runner {
     ) -> Result<(), RunError> {
         match effect {
             Effect::RunTask(task) => {
+                if !lives.contains_key(exec_id) {
+                    return Ok(());
+                }
+                self.observer.attempt_started(&task);
+                if let Some(kind) = host_tasks::HostTask::of(&task.task_type) {
+                    let driver = host_tasks::Driver { lives, pending };
+                    return self.host_attempt(kind, driver, &task, tx).await;
+                }
                 let Some(live) = lives.get(exec_id) else {
                     return Ok(());
                 };
-                self.observer.attempt_started(&task);
-                if task.task_type == toggle::TOGGLE_TYPE {
-                    self.toggle_attempt(live, &task, tx).await;
-                    return Ok(());
-                }
                 let key = (exec_id.to_string(), task.task_run_id.clone(), task.attempt);
                 let handle = self.spawn_attempt(live, *task, tx.clone());
                 attempts.insert(key, handle);
@@ -627,13 +647,8 @@ impl Runner {
             Effect::KillExecution { execution_id } => {
                 pending.entry(execution_id).or_default().push(Event::Kill);
             }
-            Effect::CreateRetryExecution { .. } => {
-                self.observer.log(
-                    exec_id,
-                    "",
-                    "WARN",
-                    "retry behavior CREATE_NEW_EXECUTION needs `weft server`; the execution is not retried",
-                );
+            Effect::CreateRetryExecution { at, attempt_number } => {
+                Box::pin(self.create_retry(lives, pending, exec_id, attempt_number, at)).await?;
             }
             // taken out of the step's effects by `store_executor_logs`
             Effect::Log { .. } => {}
@@ -720,42 +735,6 @@ impl Runner {
             }
         }
         Ok(rest)
-    }
-
-    /// Performs a Toggle attempt here (it needs the store and the catalog, not a plugin) and
-    /// sends its result as a worker's.
-    async fn toggle_attempt(
-        &self,
-        live: &Live,
-        task: &RunTask,
-        tx: &mpsc::UnboundedSender<Finished>,
-    ) {
-        let started = Instant::now();
-        let mut logs = AttemptLogs::new(live.files.namespace(), live.files.flow_id(), task);
-        let (state, level, line) = match self.run_toggle(task).await {
-            Ok(line) => (State::Success, "INFO", line),
-            Err(e) => (State::Failed, "ERROR", e),
-        };
-        self.observer
-            .log(&task.execution_id, &task.task_id, level, &line);
-        logs.push(level, &line);
-        if let Err(e) = logs.store(&LogRepo::new(self.store.clone())).await {
-            tracing::warn!(error = %e, "could not store the attempt's logs");
-        }
-        self.observer
-            .attempt_ended(task, state, started.elapsed().as_millis());
-        let _ = tx.send(Finished {
-            exec_id: task.execution_id.clone(),
-            result: WorkerResult {
-                task_run_id: task.task_run_id.clone(),
-                attempt: task.attempt,
-                state,
-                outputs: toggle::outputs(),
-                metrics: Vec::new(),
-                log_file: None,
-                working_directory_outputs: Default::default(),
-            },
-        });
     }
 }
 

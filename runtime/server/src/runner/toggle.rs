@@ -1,7 +1,6 @@
 //! The Toggle task (`io.kestra.plugin.core.trigger.Toggle`): enables or disables a trigger of a
 //! flow at run time, in the trigger's toggle document ([`ToggleRepo`]). It writes to storage, so
-//! the runner performs it itself instead of a plugin: one attempt, run in the driver, whose result
-//! comes back as any worker result.
+//! the runner performs it itself (a host task, see [`super::host_tasks`]); it has no outputs.
 //!
 //! Properties (Kestra's): `namespace` and `flowId` (default: the execution's flow), `trigger`
 //! (required) and `enabled` (default false, i.e. a Toggle without `enabled` disables). Strings are
@@ -9,12 +8,12 @@
 //! have the trigger, else the task fails saying which is missing.
 
 use chrono::Utc;
-use serde_json::{Map, Value as Json};
+use serde_json::Value as Json;
 use weft_executor::RunTask;
-use weft_flow::expr::Context;
 use weft_store::repo::ToggleRepo;
 
 use super::Runner;
+use super::host_tasks::task_var;
 
 /// The canonical type name of the Toggle task.
 pub(crate) const TOGGLE_TYPE: &str = "io.kestra.plugin.core.trigger.Toggle";
@@ -29,50 +28,25 @@ struct Request {
 }
 
 impl Runner {
-    /// Renders a string property.
-    fn toggle_str(&self, task: &RunTask, name: &str) -> Result<Option<String>, String> {
-        let Some(value) = task.properties.get(name) else {
-            return Ok(None);
-        };
-        let Json::String(template) = value else {
-            return Err(format!("`{name}` must be a string, got {value}"));
-        };
-        let ctx = Context {
-            vars: &task.context,
-            now: Utc::now(),
-            seed: task.seed,
-            host: None,
-        };
-        self.renderer
-            .render(template, &ctx)
-            .map(Some)
-            .map_err(|e| format!("`{name}`: {e}"))
-    }
-
     fn toggle_request(&self, task: &RunTask) -> Result<Request, String> {
-        let flow_var = |key: &str| {
-            task.context
-                .pointer(&format!("/flow/{key}"))
-                .and_then(Json::as_str)
-                .map(str::to_owned)
-        };
-        let namespace = match self.toggle_str(task, "namespace")? {
+        let flow_var = |key: &str| task_var(task, &format!("/flow/{key}"));
+        let namespace = match self.host_str(task, "namespace")? {
             Some(n) => n,
             None => flow_var("namespace").ok_or("`namespace` is not set")?,
         };
-        let flow_id = match self.toggle_str(task, "flowId")? {
+        let flow_id = match self.host_str(task, "flowId")? {
             Some(f) => f,
             None => flow_var("id").ok_or("`flowId` is not set")?,
         };
         let trigger = self
-            .toggle_str(task, "trigger")?
+            .host_str(task, "trigger")?
             .filter(|t| !t.is_empty())
             .ok_or("`trigger` is required")?;
         let enabled = match task.properties.get("enabled") {
             None | Some(Json::Null) => false,
             Some(Json::Bool(b)) => *b,
             Some(Json::String(_)) => {
-                match self.toggle_str(task, "enabled")?.as_deref().map(str::trim) {
+                match self.host_str(task, "enabled")?.as_deref().map(str::trim) {
                     Some("true") => true,
                     Some("false") => false,
                     other => {
@@ -134,9 +108,4 @@ impl Runner {
         }
         Ok(line)
     }
-}
-
-/// The outputs of a Toggle (none, as Kestra's).
-pub(super) fn outputs() -> Map<String, Json> {
-    Map::new()
 }
