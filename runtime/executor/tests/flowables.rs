@@ -885,6 +885,11 @@ errors:
     assert_eq!(s.exec.state.histories.len(), 4);
     assert_eq!(s.order(), ["a", "seq", "c"], "the errors branch is dropped");
     assert_eq!(s.state_of("c"), State::Restarted);
+    assert_eq!(
+        s.state_of("seq"),
+        State::Running,
+        "a flowable parent runs again"
+    );
     assert_eq!(s.exec.find_task_run("c").unwrap().state.histories.len(), 4);
     assert_eq!(s.run(), State::Success);
     assert_eq!(s.exec.id, id);
@@ -898,6 +903,35 @@ errors:
             .iter()
             .all(|t| t.state.current == State::Success)
     );
+}
+
+#[test]
+fn a_restarted_child_of_a_pause_does_not_pause_it_again() {
+    let mut s = Sim::new(&src(r#"
+tasks:
+  - {id: a, type: io.kestra.plugin.core.log.Log, message: a}
+  - id: pause
+    type: io.kestra.plugin.core.flow.Pause
+    delay: PT1S
+    tasks:
+      - {id: c, type: io.kestra.plugin.core.log.Log, message: "{{ taskrun.attemptsCount == 1 ? 'ok' : ko }}"}
+      - {id: d, type: io.kestra.plugin.core.log.Log, message: d}
+"#));
+    assert_eq!(s.run(), State::Failed);
+    s.ex.restart(&mut s.exec, s.now).unwrap();
+    assert_eq!(s.state_of("pause"), State::Running);
+    assert_eq!(s.state_of("c"), State::Restarted);
+    assert_eq!(s.run(), State::Success);
+    assert_eq!(s.order(), ["a", "pause", "c", "d"]);
+    let paused = s
+        .exec
+        .find_task_run("pause")
+        .unwrap()
+        .state
+        .histories
+        .iter();
+    assert_eq!(paused.filter(|h| h.state == State::Paused).count(), 1);
+    assert_eq!(s.exec.find_task_run("c").unwrap().attempt_count(), 2);
 }
 
 #[test]

@@ -142,7 +142,9 @@ impl Step<'_> {
     }
 
     /// Continues a RESTARTED execution: restarted runnables get a new attempt, restarted
-    /// flowables run again, every parent looks for work.
+    /// flowables run again, every parent looks for work. Every task run still active in a
+    /// RESTARTED execution is one the restart reopened: RESTARTED, or a flowable parent put
+    /// back to RUNNING.
     pub(super) fn continue_restarted(&mut self) {
         let restarted: Vec<u32> = self
             .ix
@@ -150,8 +152,11 @@ impl Step<'_> {
             .iter()
             .copied()
             .filter(|&p| {
-                self.run(p)
-                    .is_some_and(|r| r.state.current == State::Restarted)
+                let parent = self.plan().node(self.meta(p).node).kind.is_parent();
+                self.run(p).is_some_and(|r| {
+                    r.state.current == State::Restarted
+                        || (parent && r.state.current == State::Running)
+                })
             })
             .collect();
         for pos in &restarted {
@@ -216,12 +221,23 @@ impl Executor {
         }
         let mut keep = removed.iter().map(|r| !r);
         exec.task_run_list.retain(|_| keep.next().unwrap_or(true));
-        for (pos, run) in exec.task_run_list.iter_mut().enumerate() {
-            let _ = pos;
+        for run in exec.task_run_list.iter_mut() {
             if run.state.current.is_failed()
                 || (run.state.current.is_terminal() && restarted_parent(&restart, &ix, &run.id))
             {
-                run.state.transition(State::Restarted, now);
+                // as Kestra: a flowable parent goes back to RUNNING (it has no attempt to run
+                // again, and a Pause does not pause twice); the others are RESTARTED
+                let parent = ix
+                    .by_id
+                    .get(&run.id)
+                    .and_then(|&p| ix.meta.get(p as usize))
+                    .is_some_and(|m| self.plan.node(m.node).kind.is_parent());
+                let state = if parent {
+                    State::Running
+                } else {
+                    State::Restarted
+                };
+                run.state.transition(state, now);
             }
         }
         exec.outputs = None;
