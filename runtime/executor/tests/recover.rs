@@ -80,6 +80,38 @@ fn a_pause_resumes_at_its_first_date() {
 }
 
 #[test]
+fn the_flow_timeout_counts_from_the_start_across_a_pause() {
+    let mut s = Sim::new(&format!(
+        "{NS}timeout: PT1H\ntasks:\n  - {{id: p, type: io.kestra.plugin.core.flow.Pause, delay: PT10S}}\n  - {{id: a, type: io.kestra.plugin.core.flow.Pause}}\n"
+    ));
+    s.start();
+    // the delay passes: the execution goes PAUSED -> RUNNING, then waits in the second Pause
+    s.now += TimeDelta::seconds(10);
+    let delay = s
+        .timers
+        .iter()
+        .find(|(_, t)| t.kind == TimerKind::PauseDelay)
+        .cloned()
+        .unwrap();
+    s.timers.retain(|(_, t)| t.kind != TimerKind::PauseDelay);
+    s.apply(vec![Event::Timer(delay.1)]);
+    assert_eq!(s.exec.state.current, State::Paused);
+    s.now += TimeDelta::seconds(5);
+    crash_and_recover(&mut s);
+    let timeout: Vec<i64> = s
+        .timers
+        .iter()
+        .filter(|(_, t)| t.kind == TimerKind::ExecutionTimeout)
+        .map(|(at, _)| (*at - t0()).num_seconds())
+        .collect();
+    assert_eq!(
+        timeout,
+        [3600],
+        "counted from the start, not from the resume"
+    );
+}
+
+#[test]
 fn a_retry_waits_for_its_interval_from_the_failure() {
     let mut s = Sim::new(&format!(
         "{NS}tasks:\n  - id: a\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n    retry: {{type: constant, interval: PT5S, maxAttempt: 3}}\n"

@@ -300,19 +300,7 @@ impl<'a> Step<'a> {
                     Admission::Fail => return self.end_execution(State::Failed),
                 }
                 self.exec.state.transition(State::Running, self.now);
-                if let Some(t) = &self.plan().flow.timeout
-                    && let Ok(d) = weft_flow::duration::parse(t)
-                {
-                    self.effects.push(Effect::WakeAt {
-                        at: self.now + d.to_chrono(),
-                        timer: Timer {
-                            task_run_id: None,
-                            kind: TimerKind::ExecutionTimeout,
-                            number: 0,
-                        },
-                    });
-                }
-                self.sla_timers();
+                self.execution_timers(self.now);
                 let agg = Agg {
                     body: self
                         .plan()
@@ -324,7 +312,9 @@ impl<'a> Step<'a> {
                 self.evaluate(NO_PARENT, None);
             }
             State::Restarted => {
+                // a restart runs with the whole flow `timeout` again
                 self.exec.state.transition(State::Running, self.now);
+                self.execution_timers(self.now);
                 self.continue_restarted();
             }
             _ => {}

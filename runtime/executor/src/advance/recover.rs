@@ -21,13 +21,23 @@ fn since(info: &StateInfo, state: State) -> Option<DateTime<Utc>> {
         .map(|h| h.date)
 }
 
+/// When the execution's current run began: its latest move into RUNNING that was not a resume
+/// from PAUSED (the start, or a restart), the date its flow `timeout` and SLAs count from.
+fn run_started(info: &StateInfo) -> Option<DateTime<Utc>> {
+    let h = &info.histories;
+    (0..h.len())
+        .rev()
+        .find(|&i| h[i].state == State::Running && (i == 0 || h[i - 1].state != State::Paused))
+        .map(|i| h[i].date)
+}
+
 impl Step<'_> {
     /// Asks again for the attempts, subflow executions and timers of a taken-over execution.
     pub(super) fn recover(&mut self) {
         if self.exec.state.current.is_terminal() {
             return;
         }
-        if let Some(started) = since(&self.exec.state, State::Running) {
+        if let Some(started) = run_started(&self.exec.state) {
             self.execution_timers(started);
         }
         let active: Vec<u32> = self.ix.active.iter().copied().collect();
@@ -37,7 +47,7 @@ impl Step<'_> {
     }
 
     /// The flow's `timeout` and MAX_DURATION SLAs, counted from `started`.
-    fn execution_timers(&mut self, started: DateTime<Utc>) {
+    pub(super) fn execution_timers(&mut self, started: DateTime<Utc>) {
         if let Some(t) = &self.plan().flow.timeout
             && let Ok(d) = weft_flow::duration::parse(t)
         {
