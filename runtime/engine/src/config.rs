@@ -63,6 +63,10 @@ pub struct EngineConfig {
     pub pooling: Pooling,
     /// Concurrent instances the pool holds (`WEFT_POOL_INSTANCES`, default 256).
     pub pool_instances: u32,
+    /// Bytes of each pooled linear memory kept resident between attempts, reset with memset
+    /// rather than given back to the kernel (`WEFT_POOL_KEEP_RESIDENT_KB`, default 512 KiB; 0:
+    /// always madvise). Costs up to this much resident memory per pool slot used.
+    pub pool_keep_resident_bytes: usize,
     /// Where precompiled components are cached (`WEFT_CACHE_DIR`; `off` disables the disk cache).
     /// Default: `$XDG_CACHE_HOME/weft/plugins` or `~/.cache/weft/plugins`.
     pub cache_dir: Option<PathBuf>,
@@ -92,6 +96,7 @@ impl Default for EngineConfig {
         Self {
             pooling: Pooling::Auto,
             pool_instances: 256,
+            pool_keep_resident_bytes: 512 << 10,
             cache_dir: default_cache_dir(),
             default_timeout: Duration::from_secs(3600),
             max_timeout: Duration::from_secs(86_400),
@@ -137,6 +142,12 @@ impl EngineConfig {
             match v.parse() {
                 Ok(n) if n > 0 => c.pool_instances = n,
                 _ => bad("WEFT_POOL_INSTANCES", &v, "a positive number"),
+            }
+        }
+        if let Some(v) = env("WEFT_POOL_KEEP_RESIDENT_KB") {
+            match v.parse::<usize>() {
+                Ok(kb) => c.pool_keep_resident_bytes = kb.saturating_mul(1024),
+                _ => bad("WEFT_POOL_KEEP_RESIDENT_KB", &v, "a number of KiB"),
             }
         }
         if let Some(v) = env("WEFT_CACHE_DIR") {
