@@ -1,5 +1,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
-//! The tasks the runner performs itself (log.Fetch, execution.Resume) and retries in a new
+//! The tasks the runner performs itself (log.Fetch, execution.Resume, ForEachItem's split and
+//! merge) and retries in a new
 //! execution (retry behavior CREATE_NEW_EXECUTION), with the real core plugins and a store in a
 //! temporary directory.
 
@@ -68,6 +69,38 @@ tasks:
       type: constant
       interval: PT0.3S
       maxAttempt: 3
+"#,
+    r#"id: each
+namespace: t
+inputs:
+  - {id: file, type: FILE}
+tasks:
+  - id: each_line
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ inputs.file }}"
+    batch:
+      rows: "{{ 1 + 2 }}"
+    namespace: t
+    flowId: batch
+    inputs:
+      items: "{{ taskrun.items }}"
+      n: "{{ taskrun.iteration }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.each_line_merge.subflowOutputs }}"
+"#,
+    r#"id: batch
+namespace: t
+inputs:
+  - {id: items, type: STRING}
+  - {id: n, type: INT}
+tasks:
+  - id: r
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(inputs.items) }}"
+outputs:
+  - {id: text, type: STRING, value: "{{ outputs.r.value }}"}
+  - {id: n, type: INT, value: "{{ inputs.n }}"}
 "#,
 ];
 
@@ -399,4 +432,135 @@ async fn a_takeover_of_a_retried_execution_creates_its_retry_once() {
         repo.get(&third).await.unwrap().value.state.current,
         State::Failed
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_item_splits_a_file_runs_a_subflow_per_batch_and_merges_their_outputs() {
+    let (setup, _dir, store) = setup().await;
+    let runner = runner(&setup, store.clone());
+    let mut session = runner.session();
+    // 8 lines, the last without a newline: batches of 3, 3 and 2 lines
+    let content: String = (1..=8)
+        .map(|i| format!("line {i}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let mut req = StartRequest::default();
+    req.files
+        .push(("file".into(), "data.txt".into(), content.into_bytes()));
+    let id = session.start("t", "each", req, false).await.unwrap();
+    assert!(
+        session
+            .drive_until(deadline(), |s| s.is_done(&id))
+            .await
+            .unwrap()
+    );
+    let exec = session.execution(&id).unwrap().clone();
+    assert_eq!(exec.state.current, State::Success, "{exec:#?}");
+    let files = session.files(&id).unwrap();
+
+    // the batches: files of the split task run, named by its id and the batch number
+    let split = exec.find_task_run("each_line_split").unwrap();
+    let splits: Vec<String> = outputs(&exec, "each_line_split")["splits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect();
+    let dir = format!(
+        "kestra:///t/each/executions/{id}/tasks/each-line-split/{}/",
+        split.id
+    );
+    let names: Vec<String> = (0..3).map(|n| format!("{dir}{n}.txt")).collect();
+    assert_eq!(splits, names);
+    let mut batches = Vec::new();
+    for uri in &splits {
+        batches.push(files.read_text(uri).await.unwrap());
+    }
+    assert_eq!(
+        batches,
+        [
+            "line 1\nline 2\nline 3\n",
+            "line 4\nline 5\nline 6\n",
+            "line 7\nline 8\n"
+        ]
+    );
+
+    // one child execution per batch, given its batch's URI, all ended
+    let items = outputs(&exec, "each_line_items");
+    assert_eq!(items["numberOfBatches"], 3);
+    assert_eq!(items["iterations"]["SUCCESS"], 3);
+    assert_eq!(items["iterations"]["RUNNING"], 0);
+    let children: Vec<String> = items["executionIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(children.len(), 3);
+    for (i, child) in children.iter().enumerate() {
+        let child = session.execution(child).unwrap();
+        assert_eq!(child.flow_id, "batch");
+        assert_eq!(child.state.current, State::Success);
+        assert_eq!(child.inputs["items"], json!(splits[i]));
+    }
+
+    // the merge: one JSON line per child execution, in batch order
+    let merged = outputs(&exec, "each_line_merge")["subflowOutputs"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        merged.starts_with(&format!(
+            "kestra:///t/each/executions/{id}/tasks/each-line-merge/"
+        )),
+        "{merged}"
+    );
+    assert_eq!(outputs(&exec, "after")["value"], json!(merged));
+    let lines: Vec<Json> = files
+        .read_text(&merged)
+        .await
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        lines,
+        (0..3)
+            .map(|i| json!({"text": batches[i], "n": i}))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn for_each_item_over_a_missing_file_fails_its_split_naming_items() {
+    let (setup, _dir, store) = setup().await;
+    let runner = runner(&setup, store.clone());
+    let mut session = runner.session();
+    let mut req = StartRequest::default();
+    req.files
+        .push(("file".into(), "data.txt".into(), b"x\n".to_vec()));
+    let id = session.start("t", "each", req, false).await.unwrap();
+    // the uploaded file is gone before the split reads it
+    let files = session.files(&id).unwrap();
+    let uri = files.input_file_uri("file", "data.txt").unwrap();
+    files.delete(&uri).await.unwrap();
+    assert!(
+        session
+            .drive_until(deadline(), |s| s.is_done(&id))
+            .await
+            .unwrap()
+    );
+    let exec = session.execution(&id).unwrap().clone();
+    assert_eq!(exec.state.current, State::Failed);
+    assert_eq!(
+        exec.find_task_run("each_line_split").unwrap().state.current,
+        State::Failed
+    );
+    let lines = messages(&store, &id, "each_line_split").await;
+    assert_eq!(
+        lines,
+        [format!("`items`: the file {uri} does not exist")],
+        "{lines:?}"
+    );
+    assert!(exec.find_task_run("each_line_items").is_none());
 }

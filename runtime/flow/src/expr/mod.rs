@@ -28,6 +28,7 @@ mod template;
 mod value;
 
 pub use error::ExprError;
+pub use filters::strings::slugify;
 pub use host::ExprHost;
 pub use secrets::{Secrets, mask as mask_secrets};
 

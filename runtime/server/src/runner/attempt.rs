@@ -95,6 +95,7 @@ impl Worker {
 
     /// Runs `task` with the internal storage `files` of its execution.
     pub(crate) async fn run_in(&self, files: ExecutionFiles, task: &RunTask) -> Attempted {
+        let files = reading_the_trigger_execution(files, task);
         let (request, expr_host) = self.request(&files, task);
         let work_dir = self.work_dirs.prepare(task, &self.renderer, &files).await;
         let outcome = match &work_dir {
@@ -224,5 +225,24 @@ impl Worker {
             request = request.with_min_log_level(level);
         }
         (request, expr_host)
+    }
+}
+
+/// `files`, also allowed to read the files of the execution that started this one (the
+/// `trigger`'s `namespace`, `flowId` and `executionId`, set for a Subflow's or ForEachItem's
+/// execution): Kestra's `read()` accepts them, e.g. a ForEachItem batch passed as an input.
+fn reading_the_trigger_execution(files: ExecutionFiles, task: &RunTask) -> ExecutionFiles {
+    let var = |k: &str| task.context.pointer(&format!("/trigger/{k}"))?.as_str();
+    let (Some(namespace), Some(flow_id), Some(execution_id)) =
+        (var("namespace"), var("flowId"), var("executionId"))
+    else {
+        return files;
+    };
+    match files.clone().also_reading(namespace, flow_id, execution_id) {
+        Ok(both) => both,
+        Err(e) => {
+            tracing::debug!(error = %e, "the trigger does not name an execution whose files can be read");
+            files
+        }
     }
 }

@@ -8,6 +8,8 @@
 //! | `io.kestra.plugin.core.trigger.Toggle` | [`super::toggle`] |
 //! | `io.kestra.plugin.core.log.Fetch` | [`super::fetch`] |
 //! | `io.kestra.plugin.core.execution.Resume` | [`super::resume_task`] |
+//! | `io.kestra.plugin.core.flow.ForEachItem$ForEachItemSplit` | [`super::foreach_item`] |
+//! | `io.kestra.plugin.core.flow.ForEachItem$ForEachItemMergeOutputs` | [`super::foreach_item`] |
 //!
 //! Types are canonical here: the flow registry maps Kestra's older aliases to them before the
 //! executor asks for an attempt.
@@ -26,7 +28,7 @@ use weft_store::DynStore;
 use weft_store::repo::LogRepo;
 
 use super::logs::AttemptLogs;
-use super::{Finished, Live, Observer, RunError, Runner, fetch, resume_task, toggle};
+use super::{Finished, Live, Observer, RunError, Runner, fetch, foreach_item, resume_task, toggle};
 
 /// A task type the runner performs itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub(super) enum HostTask {
     Toggle,
     Fetch,
     Resume,
+    ForEachItemSplit,
+    ForEachItemMerge,
 }
 
 impl HostTask {
@@ -43,6 +47,8 @@ impl HostTask {
             toggle::TOGGLE_TYPE => Some(HostTask::Toggle),
             fetch::FETCH_TYPE => Some(HostTask::Fetch),
             resume_task::RESUME_TYPE => Some(HostTask::Resume),
+            foreach_item::SPLIT_TYPE => Some(HostTask::ForEachItemSplit),
+            foreach_item::MERGE_TYPE => Some(HostTask::ForEachItemMerge),
             _ => None,
         }
     }
@@ -100,6 +106,8 @@ impl Runner {
             HostTask::Toggle => Performed::Now(self.run_toggle(task).await.map(Done::line)),
             HostTask::Fetch => Performed::Now(self.run_fetch(live, task).await),
             HostTask::Resume => self.run_resume(driver, task).await,
+            HostTask::ForEachItemSplit => self.run_split(live, task),
+            HostTask::ForEachItemMerge => self.run_merge(live, task),
         };
         let end = Ending {
             store: self.store.clone(),

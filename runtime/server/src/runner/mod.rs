@@ -12,6 +12,7 @@ pub mod control;
 pub mod dispatch;
 mod fetch;
 mod flow_triggers;
+mod foreach_item;
 mod host;
 mod host_tasks;
 mod logs;

@@ -4,7 +4,9 @@
 //! key `storage/{namespace with dots as slashes}/{flowId}/executions/{executionId}/{rest}`. Task files
 //! are `.../tasks/{taskId}/{taskRunId}/{name}`, FILE inputs `.../inputs/{inputId}/{fileName}`.
 //! Namespace files (`kestra:///{namespace as path}/_files/{path}`) of the execution's own namespace
-//! may be read, never written. An [`ExecutionFiles`] view refuses every other URI with
+//! may be read, never written; so may the files of the execution that started this one (a Subflow
+//! or ForEachItem parent, named by the `trigger`, as Kestra's `read()` allows), see
+//! [`ExecutionFiles::also_reading`]. An [`ExecutionFiles`] view refuses every other URI with
 //! [`RepoError::OutsideExecution`] (another execution, flow or namespace) or
 //! [`RepoError::InvalidUri`] (`..`, `.`, empty segments, percent-encoded `/`, `\`, `.`, control
 //! characters, a query or fragment).
@@ -39,6 +41,9 @@ pub struct ExecutionFiles {
     base: String,
     /// `{ns/as/path}/_files/`
     namespace_files: String,
+    /// `{ns/as/path}/{flowId}/executions/{executionId}/` of the execution that started this one,
+    /// whose files may be read.
+    parent_base: Option<String>,
 }
 
 impl std::fmt::Debug for ExecutionFiles {
@@ -164,7 +169,27 @@ impl ExecutionFiles {
             execution_id: execution_id.to_owned(),
             base: format!("{ns_path}/{flow_id}/executions/{execution_id}/"),
             namespace_files: format!("{ns_path}/_files/"),
+            parent_base: None,
         })
+    }
+
+    /// This view, also allowed to read (never write) the files of execution `execution_id` of
+    /// flow `namespace.flow_id`: the execution that started this one (Kestra lets a subflow read
+    /// the files its parent passed it, such as a ForEachItem batch).
+    pub fn also_reading(
+        mut self,
+        namespace: &str,
+        flow_id: &str,
+        execution_id: &str,
+    ) -> RepoResult<ExecutionFiles> {
+        names::namespace(namespace)?;
+        names::id("flow id", flow_id)?;
+        names::id("execution id", execution_id)?;
+        self.parent_base = Some(format!(
+            "{}/{flow_id}/executions/{execution_id}/",
+            namespace.replace('.', "/")
+        ));
+        Ok(self)
     }
 
     /// The execution's namespace.
@@ -229,16 +254,17 @@ impl ExecutionFiles {
     }
 
     /// The storage key of `uri`, if this view may reach it (`write`: only the execution's own
-    /// files; reads also reach the namespace's files).
+    /// files; reads also reach the namespace's files and the parent execution's, if any).
     pub fn key_for(&self, uri: &str, write: bool) -> RepoResult<Key> {
         let path = decode_uri(uri)?;
         let inside = path
             .strip_prefix(&self.base)
             .is_some_and(|rest| !rest.is_empty())
             || (!write
-                && path
-                    .strip_prefix(&self.namespace_files)
-                    .is_some_and(|rest| !rest.is_empty()));
+                && [Some(&self.namespace_files), self.parent_base.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .any(|base| path.strip_prefix(base).is_some_and(|rest| !rest.is_empty())));
         if !inside {
             return Err(RepoError::OutsideExecution {
                 uri: uri.to_owned(),

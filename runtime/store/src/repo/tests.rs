@@ -562,6 +562,21 @@ async fn files_are_scoped(env: Env) {
         .unwrap();
     assert_eq!(files.list(None).await.unwrap().len(), 2);
 
+    // a child execution reads its parent's files (as Kestra's `read()`), never writes them
+    let child = ExecutionFiles::new(env.store.clone(), "company.team", "child", "exec2")
+        .unwrap()
+        .also_reading("company.team", "flow1", "exec1")
+        .unwrap();
+    assert_eq!(child.get(&uri).await.unwrap(), Bytes::from_static(b"hello"));
+    assert!(matches!(
+        child.put(&uri, Bytes::from_static(b"x")).await.unwrap_err(),
+        RepoError::OutsideExecution { .. }
+    ));
+    assert!(matches!(
+        child.get(&other_uri).await.unwrap_err(),
+        RepoError::OutsideExecution { .. }
+    ));
+
     for bad in [
         other_uri.as_str(),
         "kestra:///company/team/flow2/executions/exec1/tasks/t1/tr1/out",

@@ -218,7 +218,10 @@ fn url_encode(s: &str) -> String {
     out
 }
 
-fn slugify(s: &str) -> String {
+/// Kestra's slug of `s` (the `slugify` filter, and the folder of a task's files in internal
+/// storage): lower case, every run of other characters than ASCII letters and digits one `-`, none
+/// at either end (`each_split` -> `each-split`).
+pub fn slugify(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut dash = false;
     for c in s.trim().to_lowercase().chars() {
