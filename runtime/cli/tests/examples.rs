@@ -147,3 +147,40 @@ fn tasks_in_a_working_directory_share_its_files() {
         .unwrap_or_else(|| panic!("no outputFiles: {doc:#}"));
     assert!(report.contains("/tasks/workspace/"), "{report}");
 }
+
+/// The plugin template's README, step 3: its `.wasm` in a plugins directory, its task in a flow.
+#[test]
+fn the_plugin_template_runs_in_a_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    std::fs::copy(
+        weft_plugins::TEMPLATE_PATH,
+        plugins.join("weft_plugin_hello.wasm"),
+    )
+    .unwrap();
+    let readme =
+        std::fs::read_to_string(repo().join("examples/plugin-template/README.md")).unwrap();
+    let flow = readme
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows a flow");
+    let file = dir.path().join("hello.yaml");
+    std::fs::write(&file, flow).unwrap();
+    let (code, doc) = weft_run(&[
+        file.to_str().unwrap(),
+        "--plugins",
+        plugins.to_str().unwrap(),
+        "--input",
+        "name=Ada",
+    ]);
+    assert_eq!((code, state(&doc)), (0, "SUCCESS"), "{doc:#}");
+    let greet = doc["taskRunList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["taskId"] == "greet")
+        .unwrap();
+    assert_eq!(greet["outputs"]["greeting"], "Hello, Ada! Hello, Ada!");
+}
