@@ -70,3 +70,23 @@ mod tests {
         }
     }
 }
+
+/// Whether namespace `ns` is `parent` or one of the namespaces under it (`company.sales` is under
+/// `company`, `companyx` is not).
+pub fn namespace_within(ns: &str, parent: &str) -> bool {
+    ns.strip_prefix(parent)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+#[cfg(test)]
+mod within_tests {
+    use super::namespace_within;
+
+    #[test]
+    fn a_namespace_is_within_itself_and_its_parents_only() {
+        assert!(namespace_within("company.sales", "company"));
+        assert!(namespace_within("company", "company"));
+        assert!(!namespace_within("companyx", "company"));
+        assert!(!namespace_within("company", "company.sales"));
+    }
+}

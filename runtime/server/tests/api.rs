@@ -1139,3 +1139,108 @@ async fn triggers_are_disabled_and_enabled_at_run_time() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     s.stop().await;
 }
+
+/// The trigger ids a search answers, with their `disabled`.
+async fn searched(s: &TestServer, query: &str) -> (u64, Vec<(String, bool)>) {
+    let (status, page) = s
+        .json(
+            reqwest::Method::GET,
+            &format!("/api/v1/triggers/search?{query}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let found = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert_eq!(r["abstractTrigger"]["id"], r["triggerContext"]["triggerId"]);
+            (
+                format!(
+                    "{}/{}",
+                    r["triggerContext"]["flowId"].as_str().unwrap(),
+                    r["triggerContext"]["triggerId"].as_str().unwrap()
+                ),
+                r["triggerContext"]["disabled"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    (page["total"].as_u64().unwrap(), found)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_are_searched_and_switched_by_query() {
+    let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
+    assert_eq!(s.create_flow("/api/v1", TOGGLED).await.0, StatusCode::OK);
+    let other = TOGGLED
+        .replace("id: toggled", "id: other")
+        .replace("company.team", "company.team.sales")
+        .replace("hook-key", "other-key")
+        .replace("off-key", "other-off-key");
+    assert_eq!(s.create_flow("/api/v1", &other).await.0, StatusCode::OK);
+    let apart = TOGGLED
+        .replace("company.team", "companyx")
+        .replace("hook-key", "x-key")
+        .replace("off-key", "x-off-key");
+    assert_eq!(s.create_flow("/api/v1", &apart).await.0, StatusCode::OK);
+
+    let f = |id: &str, d: bool| (id.to_string(), d);
+    // a namespace covers those under it, not those that only start with its text
+    let (total, page) = searched(&s, "namespace=company.team&size=4").await;
+    assert_eq!(total, 6);
+    assert_eq!(
+        page,
+        [
+            f("toggled/hook", false),
+            f("toggled/every-second", false),
+            f("toggled/off-in-source", true),
+            f("other/hook", false)
+        ]
+    );
+    let (_, second) = searched(&s, "namespace=company.team&size=4&page=2").await;
+    assert_eq!(second.len(), 2);
+    let (total, found) = searched(&s, "q=EVERY").await;
+    assert_eq!(total, 3, "{found:?}");
+    let (total, _) = searched(&s, "flowId=other").await;
+    assert_eq!(total, 3);
+
+    // switch off every schedule under company.team
+    let (status, out) = s
+        .json(
+            reqwest::Method::POST,
+            "/api/v1/triggers/set-disabled/by-query?namespace=company.team&q=every&disabled=true",
+        )
+        .await;
+    assert_eq!(
+        (status, out["count"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{out}"
+    );
+    let (_, found) = searched(&s, "q=every").await;
+    // by namespace: company.team, company.team.sales, then companyx, whose schedule stays on
+    assert_eq!(
+        found,
+        [
+            f("toggled/every-second", true),
+            f("other/every-second", true),
+            f("toggled/every-second", false)
+        ]
+    );
+
+    let (status, err) = s
+        .json(
+            reqwest::Method::POST,
+            "/api/v1/triggers/set-disabled/by-query?namespace=company.team",
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        err["message"].as_str().unwrap().contains("`disabled`"),
+        "{err}"
+    );
+    let (status, _) = s
+        .json(reqwest::Method::GET, "/api/v1/triggers/search?size=5000")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    s.stop().await;
+}

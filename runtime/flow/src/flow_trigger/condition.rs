@@ -373,7 +373,7 @@ impl Filter {
             }
             "PREFIX" => {
                 let o = operand_needed()?;
-                s.is_some_and(|s| s == o || s.starts_with(&format!("{o}.")))
+                s.is_some_and(|s| crate::ids::namespace_within(s, o))
             }
             "REGEX" => s.is_some_and(|s| self.regex.as_ref().is_some_and(|r| r.is_match(s))),
             other => return Err(format!("filter type `{other}` is not supported")),

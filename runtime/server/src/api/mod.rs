@@ -202,6 +202,12 @@ pub(crate) fn protected_routes() -> Routes {
             triggers::set_disabled_by_triggers,
         )
         .add(
+            Post,
+            "/api/v1/triggers/set-disabled/by-query",
+            triggers::set_disabled_by_query,
+        )
+        .add(Get, "/api/v1/triggers/search", triggers::search)
+        .add(
             Get,
             "/api/v1/triggers/{namespace}/{flow_id}",
             triggers::for_flow,

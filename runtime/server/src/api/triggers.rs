@@ -7,6 +7,11 @@
 //!   answers the trigger as now stored; 404 when the flow or the trigger does not exist.
 //! - `POST /triggers/set-disabled/by-triggers` with `{"triggers": [...], "disabled": bool}`: the
 //!   same for each (unknown ones are skipped, as Kestra), answers `{"count": n}`.
+//! - `GET /triggers/search` (`namespace`: that one and those under it, `flowId`, `q`: text in the
+//!   namespace, flow id or trigger id, `page`, `size`): the triggers of every flow, by namespace,
+//!   flow and trigger id, each with its `abstractTrigger` (id, type) beside its context.
+//! - `POST /triggers/set-disabled/by-query` (the same filters, and `disabled=true|false`): sets
+//!   every trigger the search finds, answers `{"count": n}`.
 //!
 //! A trigger is answered as Kestra's trigger context: `namespace`, `flowId`, `triggerId`,
 //! `disabled` (in the source or at run time: `disabled: true` in the source always wins) and
@@ -61,14 +66,21 @@ fn trigger_json(
     })
 }
 
+/// The largest page `size`.
+const MAX_PAGE_SIZE: usize = 1_000;
+
 fn page_param(query: Option<&str>, name: &str, default: usize) -> ApiResult<usize> {
     match query_value(query, name) {
         None => Ok(default),
-        Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "`{name}` must be an integer of at least 1, got `{v}`"
-            ))
-        }),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`{name}` must be an integer from 1 to {MAX_PAGE_SIZE}, got `{v}`"
+                ))
+            }),
     }
 }
 
@@ -213,4 +225,159 @@ pub(crate) async fn set_disabled_by_triggers(
         }
     }
     Ok(Json(json!({ "count": wanted.len() })))
+}
+
+/// The filters of a trigger search.
+struct Filters {
+    namespace: Option<String>,
+    flow_id: Option<String>,
+    q: Option<String>,
+}
+
+impl Filters {
+    fn from_query(query: Option<&str>) -> Filters {
+        let text = |name: &str| query_value(query, name).filter(|v| !v.is_empty());
+        Filters {
+            namespace: text("namespace"),
+            flow_id: text("flowId"),
+            q: text("q").map(|q| q.to_lowercase()),
+        }
+    }
+
+    fn flow_matches(&self, namespace: &str, flow_id: &str) -> bool {
+        self.namespace
+            .as_deref()
+            .is_none_or(|n| weft_flow::ids::namespace_within(namespace, n))
+            && self.flow_id.as_deref().is_none_or(|f| f == flow_id)
+    }
+
+    fn matches(&self, namespace: &str, flow_id: &str, trigger_id: &str) -> bool {
+        self.q.as_deref().is_none_or(|q| {
+            [namespace, flow_id, trigger_id]
+                .iter()
+                .any(|field| field.to_lowercase().contains(q))
+        })
+    }
+}
+
+/// A trigger the search found.
+struct Found {
+    namespace: String,
+    flow_id: String,
+    trigger_id: String,
+    trigger_type: String,
+    in_source: bool,
+    toggle: Option<TriggerToggle>,
+}
+
+/// Every trigger of the tenant's flows that `filters` select, by namespace, flow and trigger id.
+/// A flow whose latest revision no longer parses is skipped (it fires nothing either).
+async fn find(app: &App, tenant: &Tenant, filters: &Filters) -> ApiResult<Vec<Found>> {
+    let store = tenant.store(&app.store)?;
+    let flows = FlowRepo::new(store.clone());
+    let toggles = ToggleRepo::new(store);
+    let mut summaries = flows.list_every().await?;
+    summaries.retain(|f| !f.deleted && filters.flow_matches(&f.namespace, &f.id));
+    summaries.sort_by(|a, b| (&a.namespace, &a.id).cmp(&(&b.namespace, &b.id)));
+    let mut found = Vec::new();
+    for summary in summaries {
+        let flow = match load_flow(app, &flows, &summary.namespace, &summary.id).await {
+            Ok(flow) => flow,
+            Err(e) if e.status().is_client_error() => continue,
+            Err(e) => return Err(e),
+        };
+        let selected: Vec<_> = flow
+            .triggers
+            .iter()
+            .filter(|t| filters.matches(&flow.namespace, &flow.id, &t.id))
+            .collect();
+        if selected.is_empty() {
+            continue;
+        }
+        let mut states = toggles.list(&flow.namespace, &flow.id).await?;
+        for t in selected {
+            found.push(Found {
+                namespace: flow.namespace.clone(),
+                flow_id: flow.id.clone(),
+                trigger_id: t.id.clone(),
+                trigger_type: t.type_name.clone(),
+                in_source: t.disabled || flow.disabled,
+                toggle: states.remove(&t.id),
+            });
+        }
+    }
+    Ok(found)
+}
+
+/// `GET /triggers/search`.
+pub(crate) async fn search(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<JsonValue>> {
+    let page = page_param(query.as_deref(), "page", 1)?;
+    let size = page_param(query.as_deref(), "size", 10)?;
+    let found = find(&app, &tenant, &Filters::from_query(query.as_deref())).await?;
+    let total = found.len();
+    let results: Vec<JsonValue> = found
+        .iter()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .map(|f| {
+            let context = trigger_json(
+                &f.namespace,
+                &f.flow_id,
+                &f.trigger_id,
+                f.in_source,
+                f.toggle.as_ref(),
+            );
+            json!({
+                "abstractTrigger": {
+                    "id": f.trigger_id,
+                    "type": f.trigger_type,
+                    "disabled": f.in_source,
+                },
+                "triggerContext": context,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "results": results, "total": total })))
+}
+
+/// `POST /triggers/set-disabled/by-query`.
+pub(crate) async fn set_disabled_by_query(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<JsonValue>> {
+    let disabled = match query_value(query.as_deref(), "disabled").as_deref() {
+        Some("true") => true,
+        Some("false") => false,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "`disabled` is required, true or false (got {})",
+                other.map_or("nothing".to_string(), |v| format!("`{v}`"))
+            )));
+        }
+    };
+    let found = find(&app, &tenant, &Filters::from_query(query.as_deref())).await?;
+    let mut count = 0;
+    for f in &found {
+        match set_one(
+            &app,
+            &tenant,
+            &f.namespace,
+            &f.flow_id,
+            &f.trigger_id,
+            disabled,
+        )
+        .await
+        {
+            Ok(_) => count += 1,
+            // the flow changed since the search: as Kestra, a trigger that is gone is skipped
+            Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Json(json!({ "count": count })))
 }
