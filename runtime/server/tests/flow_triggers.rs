@@ -298,3 +298,69 @@ async fn a_toggle_of_an_unknown_trigger_fails_the_task() {
         "{text}"
     );
 }
+
+/// A driver stopped after `src` ended but before its Flow triggers started anything: the
+/// instance that takes its lease over fires them, once however often it is taken over.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_takeover_fires_the_flow_triggers_of_an_execution_that_ended() {
+    let (setup, _dir, store) = setup().await;
+    // the first driver knows no listener: `src` ends and nothing fires
+    let mut alone = Catalog::default();
+    let src = weft_flow::parse_flow(FLOWS[0], &setup.registry)
+        .unwrap()
+        .flow;
+    alone
+        .add(&src, &setup.registry, setup.renderer.clone())
+        .unwrap();
+    let first = Runner::new(
+        setup.engine.clone(),
+        store.clone(),
+        setup.renderer.clone(),
+        alone,
+    );
+    let (root, all) = run_all(&first, "t", "src").await;
+    assert_eq!(all.len(), 1);
+
+    let runner = runner(&setup, store.clone());
+    for _ in 0..2 {
+        let mut session = runner.session();
+        session
+            .take_over(std::slice::from_ref(&root))
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        assert!(
+            session
+                .drive_until(deadline, |s| s.all_done())
+                .await
+                .unwrap()
+        );
+    }
+    let listener = stored(&store, "t", "listener").await;
+    assert_eq!(
+        listener.len(),
+        1,
+        "one execution for the one end: {listener:#?}"
+    );
+    assert_eq!(listener[0].state.current, State::Success);
+    assert_eq!(
+        listener[0].inputs["from-parent"],
+        json!(format!("from {root}"))
+    );
+}
+
+/// The stored executions of `namespace.flow_id`, read through the execution index.
+async fn stored(store: &DynStore, namespace: &str, flow_id: &str) -> Vec<Execution> {
+    let index = weft_store::repo::ExecutionIndex::new(store.clone());
+    let query = weft_store::repo::IndexQuery {
+        namespace,
+        flow_id: Some(flow_id),
+        ..Default::default()
+    };
+    let repo = weft_server::executions(store.clone());
+    let mut out = Vec::new();
+    for key in index.list(&query).await.unwrap() {
+        out.push(repo.get(&key.id).await.unwrap().value);
+    }
+    out
+}

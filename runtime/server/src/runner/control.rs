@@ -319,6 +319,12 @@ impl Session<'_> {
                     .create_retry(&mut self.lives, &mut self.pending, id, attempt, at)
                     .await?;
             }
+            if exec.state.current.is_terminal() {
+                // an execution still on an expired lease ended, but its driver may have stopped
+                // before the Flow triggers it fires started their executions: fire them again
+                // (each derived id is created once, stateful triggers skip an end they saw)
+                self.fire_flow_triggers(id).await;
+            }
         }
         Ok(())
     }
