@@ -18,8 +18,17 @@
 //! - `backfill.start` (deprecated): the first state starts at the first date at or after it.
 //!   `backfill.end`: missed dates after it are skipped, so after the backfill the trigger goes on
 //!   from now.
-//! - One [`Schedule::due`] call returns at most [`MAX_FIRES_PER_CALL`] fires; the state then
-//!   points at the first date not handled and the next call goes on from there.
+//! - `conditions` (and the deprecated `scheduleConditions`): every one must hold for a date, else
+//!   the date is skipped: no fire, and the state moves past it as if it fired, so it is not tried
+//!   again. They are tested on the date in the trigger's `timezone` (see
+//!   [`crate::flow_trigger::condition`]): `DayWeek`, `DayWeekInMonth`, `Weekend`,
+//!   `DateTimeBetween`, `TimeBetween`, `Expression` (rendered with `trigger.date`, `trigger.next`,
+//!   `trigger.previous`), `Not`, `Or`. Any other type is refused by [`Schedule::from_trigger`];
+//!   a condition that fails when tested (a template that does not render) skips the date with the
+//!   reason in [`Due::skipped`].
+//! - One [`Schedule::due`] call handles at most [`MAX_FIRES_PER_CALL`] dates (fired or
+//!   skipped); the state then points at the first date not handled and the next call goes on
+//!   from there.
 
 use chrono::{
     DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeDelta, TimeZone, Timelike, Utc,
@@ -28,7 +37,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use crate::model::{Labels, Trigger};
+use crate::expr::Renderer;
+use crate::flow_trigger::condition::{Cond, DateSubject};
+use crate::model::{Condition, Labels, Trigger};
 
 /// The names of the Schedule trigger type (current, legacy).
 pub const SCHEDULE_TYPES: [&str; 2] = [
@@ -45,7 +56,7 @@ pub const SCHEDULE_ON_DATES_TYPES: [&str; 2] = [
 /// How old a due date may be and still be on time (not missed).
 pub const ON_TIME_TOLERANCE: TimeDelta = TimeDelta::seconds(60);
 
-/// The most fires one [`Schedule::due`] call returns.
+/// The most dates (fired or skipped) one [`Schedule::due`] call handles.
 pub const MAX_FIRES_PER_CALL: usize = 1000;
 
 const ONE_NANO: TimeDelta = TimeDelta::nanoseconds(1);
@@ -81,6 +92,8 @@ pub struct Schedule {
     backfill_end: Option<DateTime<Utc>>,
     inputs: Map<String, Json>,
     labels: Labels,
+    /// All must hold for a date to fire.
+    conditions: Vec<Cond>,
 }
 
 /// What the tick stores per trigger between calls.
@@ -98,8 +111,19 @@ pub struct ScheduleState {
 pub struct Due {
     /// The fires, in date order.
     pub fires: Vec<Fire>,
+    /// The dates skipped because a condition does not hold, in date order.
+    pub skipped: Vec<Skip>,
     /// The state after them.
     pub state: ScheduleState,
+}
+
+/// A date skipped by the trigger's conditions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    /// The scheduled date.
+    pub date: DateTime<Utc>,
+    /// Why a condition could not be tested; `None` when one is simply false.
+    pub error: Option<String>,
 }
 
 /// One execution to start.
@@ -163,6 +187,34 @@ fn parse_date(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
         .earliest()
         .map(|d| d.with_timezone(&Utc))
         .ok_or_else(|| format!("`{text}` does not exist in time zone {tz}"))
+}
+
+/// The trigger's `conditions` and deprecated `scheduleConditions`, each one a schedule can test.
+fn parse_conditions(t: &Trigger) -> Result<Vec<Cond>, String> {
+    let mut out = Vec::new();
+    for (i, c) in t.conditions.iter().enumerate() {
+        let field = format!("conditions[{i}]");
+        let cond = Cond::parse(c).map_err(|e| bad(t, &field, e))?;
+        cond.check_for_schedule().map_err(|e| bad(t, &field, e))?;
+        out.push(cond);
+    }
+    let legacy = match prop(t, "scheduleConditions") {
+        None => &[][..],
+        Some(Json::Array(items)) => &items[..],
+        Some(other) => {
+            let message = format!("expected a list of conditions, got {other}");
+            return Err(bad(t, "scheduleConditions", message));
+        }
+    };
+    for (i, json) in legacy.iter().enumerate() {
+        let field = format!("scheduleConditions[{i}]");
+        let c: Condition = serde_json::from_value(json.clone())
+            .map_err(|e| bad(t, &field, format!("bad condition: {e}")))?;
+        let cond = Cond::parse(&c).map_err(|e| bad(t, &field, e))?;
+        cond.check_for_schedule().map_err(|e| bad(t, &field, e))?;
+        out.push(cond);
+    }
+    Ok(out)
 }
 
 fn parse_dates(t: &Trigger, tz: Tz) -> Result<Vec<DateTime<Utc>>, String> {
@@ -248,6 +300,7 @@ impl Schedule {
             backfill_end: backfill_date("end")?,
             inputs,
             labels: labels.map_err(|e| bad(t, "labels", e))?,
+            conditions: parse_conditions(t)?,
         }))
     }
 
@@ -276,11 +329,13 @@ impl Schedule {
         ScheduleState { next, last: None }
     }
 
-    /// The fires due at `now` given `state` (in date order), and the state after them.
-    pub fn due(&self, state: &ScheduleState, now: DateTime<Utc>) -> Due {
+    /// The fires due at `now` given `state` (in date order), the dates the conditions skip, and
+    /// the state after them. `renderer` renders the conditions' templates.
+    pub fn due(&self, state: &ScheduleState, now: DateTime<Utc>, renderer: &Renderer) -> Due {
         let Some(next) = state.next.filter(|n| *n <= now) else {
             return Due {
                 fires: Vec::new(),
+                skipped: Vec::new(),
                 state: state.clone(),
             };
         };
@@ -306,42 +361,85 @@ impl Schedule {
                 .map(|d| vec![(d, d + ONE_NANO)])
                 .unwrap_or_default(),
         };
-        let (fires, resume) = self.fire_runs(&runs);
-        let state = ScheduleState {
+        let mut due = Due {
+            fires: Vec::new(),
+            skipped: Vec::new(),
+            state: state.clone(),
+        };
+        let resume = self.fire_runs(&runs, now, renderer, &mut due);
+        due.state = ScheduleState {
             next: if resume.is_some() {
                 resume
             } else {
                 self.after(now)
             },
-            last: fires.last().map(|f| f.date).or(state.last),
+            last: due.fires.last().map(|f| f.date).or(state.last),
         };
-        Due { fires, state }
+        due
     }
 
-    /// The fires of the dates in the half-open ranges, and the first date left out by the cap.
+    /// Adds the fires (and skips) of the dates in the half-open ranges to `due`; the first date
+    /// left out by the cap.
     fn fire_runs(
         &self,
         runs: &[(DateTime<Utc>, DateTime<Utc>)],
-    ) -> (Vec<Fire>, Option<DateTime<Utc>>) {
-        let mut fires = Vec::new();
+        now: DateTime<Utc>,
+        renderer: &Renderer,
+        due: &mut Due,
+    ) -> Option<DateTime<Utc>> {
         for &(from, until) in runs {
             let mut previous = None;
             let mut date = self.at_or_after(from);
             while let Some(d) = date.filter(|d| *d < until) {
-                if fires.len() == MAX_FIRES_PER_CALL {
-                    return (fires, Some(d));
+                if due.fires.len() + due.skipped.len() == MAX_FIRES_PER_CALL {
+                    return Some(d);
                 }
                 let following = self.after(d);
                 let before = previous.or_else(|| self.before(d));
-                fires.push(Fire {
-                    date: d,
-                    variables: self.variables(d, before, following),
-                });
+                let variables = self.variables(d, before, following);
+                match self.conditions_hold(&variables, now, renderer) {
+                    Ok(true) => due.fires.push(Fire { date: d, variables }),
+                    Ok(false) => due.skipped.push(Skip {
+                        date: d,
+                        error: None,
+                    }),
+                    Err(e) => due.skipped.push(Skip {
+                        date: d,
+                        error: Some(e),
+                    }),
+                }
                 previous = Some(d);
                 date = following;
             }
         }
-        (fires, None)
+        None
+    }
+
+    /// Whether every condition holds for the date whose `trigger` variables are `variables`.
+    fn conditions_hold(
+        &self,
+        variables: &Json,
+        now: DateTime<Utc>,
+        renderer: &Renderer,
+    ) -> Result<bool, String> {
+        if self.conditions.is_empty() {
+            return Ok(true);
+        }
+        let vars = serde_json::json!({ "trigger": variables });
+        let subject = DateSubject {
+            vars: &vars,
+            tz: self.tz,
+            now,
+        };
+        for (i, c) in self.conditions.iter().enumerate() {
+            let holds = c
+                .test_date(&subject, renderer)
+                .map_err(|e| format!("trigger `{}`: condition {i}: {e}", self.trigger_id))?;
+            if !holds {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn variables(
@@ -467,9 +565,14 @@ mod tests {
         text.parse().unwrap()
     }
 
+    fn renderer() -> &'static Renderer {
+        static RENDERER: std::sync::OnceLock<Renderer> = std::sync::OnceLock::new();
+        RENDERER.get_or_init(Renderer::new)
+    }
+
     /// Calls `due` and applies the new state; the dates fired.
     fn tick(s: &Schedule, state: &mut ScheduleState, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-        let due = s.due(state, now);
+        let due = s.due(state, now, renderer());
         *state = due.state;
         due.fires.iter().map(|f| f.date).collect()
     }
@@ -501,7 +604,7 @@ mod tests {
         let s = from_yaml("Schedule\n    cron: \"0 9 * * *\"\n    timezone: Europe/Paris");
         let mut state = s.first_state(at("2026-01-15T00:00:00Z"));
         assert_eq!(state.next, Some(at("2026-01-15T08:00:00Z")));
-        let due = s.due(&state, at("2026-01-15T08:00:00Z"));
+        let due = s.due(&state, at("2026-01-15T08:00:00Z"), renderer());
         assert_eq!(due.fires.len(), 1);
         assert_eq!(
             due.fires[0].variables,
@@ -539,7 +642,7 @@ mod tests {
     fn utc_variables_and_previous_far_back() {
         let s = schedule(json!({"cron": "0 10 22 11 *"}));
         let state = s.first_state(at("2026-01-01T00:00:00Z"));
-        let due = s.due(&state, at("2026-11-22T10:00:03Z"));
+        let due = s.due(&state, at("2026-11-22T10:00:03Z"), renderer());
         assert_eq!(
             due.fires[0].variables,
             json!({"date": "2026-11-22T10:00:00Z", "next": "2027-11-22T10:00:00Z",
@@ -632,7 +735,7 @@ mod tests {
         let state = s.first_state(at("2026-03-01T10:00:00Z"));
         assert_eq!(state.next, Some(at("2026-03-01T11:00:00Z")));
         assert_eq!(state.last, None);
-        assert_eq!(s.due(&state, at("2026-03-01T10:59:59Z")).fires, vec![]);
+        assert_eq!(s.due(&state, at("2026-03-01T10:59:59Z"), renderer()).fires, vec![]);
         let json = serde_json::to_value(&state).unwrap();
         assert_eq!(json, json!({"next": "2026-03-01T11:00:00Z", "last": null}));
     }
@@ -645,7 +748,7 @@ mod tests {
         );
         let mut state = s.first_state(at("2026-04-01T00:00:00Z"));
         assert_eq!(state.next, Some(at("2026-05-01T10:00:00Z")));
-        let due = s.due(&state, at("2026-06-01T00:00:00Z"));
+        let due = s.due(&state, at("2026-06-01T00:00:00Z"), renderer());
         let dates: Vec<_> = due.fires.iter().map(|f| f.date).collect();
         let expected = [
             "2026-05-01T10:00:00Z",
