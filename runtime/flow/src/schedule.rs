@@ -735,7 +735,10 @@ mod tests {
         let state = s.first_state(at("2026-03-01T10:00:00Z"));
         assert_eq!(state.next, Some(at("2026-03-01T11:00:00Z")));
         assert_eq!(state.last, None);
-        assert_eq!(s.due(&state, at("2026-03-01T10:59:59Z"), renderer()).fires, vec![]);
+        assert_eq!(
+            s.due(&state, at("2026-03-01T10:59:59Z"), renderer()).fires,
+            vec![]
+        );
         let json = serde_json::to_value(&state).unwrap();
         assert_eq!(json, json!({"next": "2026-03-01T11:00:00Z", "last": null}));
     }
@@ -844,5 +847,261 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert_eq!(state.next, Some(start + TimeDelta::minutes(2000)));
+    }
+
+    const COND: &str = "io.kestra.plugin.core.condition.";
+
+    /// The dates fired and skipped from `start` (the first date handled) up to `now`.
+    fn fired_between(s: &Schedule, start: &str, now: &str) -> (Vec<DateTime<Utc>>, Due) {
+        let state = ScheduleState {
+            next: s.first_state(at(start) - ONE_NANO).next,
+            last: None,
+        };
+        let due = s.due(&state, at(now), renderer());
+        (due.fires.iter().map(|f| f.date).collect(), due)
+    }
+
+    fn daily_with(cron: &str, tz: &str, conditions: Json) -> Schedule {
+        schedule(json!({"cron": cron, "timezone": tz, "conditions": conditions}))
+    }
+
+    #[test]
+    fn day_week_monday_fires_only_on_mondays_and_skips_are_not_retried() {
+        let s = daily_with(
+            "0 9 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}DayWeek"), "dayOfWeek": "MONDAY"}]),
+        );
+        // 2026-03-01 is a Sunday
+        let (fired, due) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-16T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-03-02T09:00:00Z"), at("2026-03-09T09:00:00Z")]
+        );
+        assert_eq!(due.skipped.len(), 13);
+        assert!(due.skipped.iter().all(|k| k.error.is_none()));
+        assert_eq!(due.state.next, Some(at("2026-03-16T09:00:00Z")));
+        assert_eq!(due.state.last, Some(at("2026-03-09T09:00:00Z")));
+        // the skipped dates are behind the state: a later tick does not try them again
+        let again = s.due(&due.state, at("2026-03-16T08:00:00Z"), renderer());
+        assert!(again.fires.is_empty() && again.skipped.is_empty());
+        // the fired date still sees the cron's neighbours as next/previous
+        assert_eq!(
+            due.fires[0].variables,
+            json!({"date": "2026-03-02T09:00:00Z", "next": "2026-03-03T09:00:00Z",
+                   "previous": "2026-03-01T09:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn day_week_in_month_last_friday() {
+        let s = daily_with(
+            "0 12 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}DayWeekInMonth"), "dayOfWeek": "FRIDAY",
+                    "dayInMonth": "LAST"}]),
+        );
+        let (fired, _) = fired_between(&s, "2026-01-01T00:00:00Z", "2026-04-01T00:00:00Z");
+        let expected =
+            ["2026-01-30", "2026-02-27", "2026-03-27"].map(|d| at(&format!("{d}T12:00:00Z")));
+        assert_eq!(fired, expected);
+        let second = daily_with(
+            "0 12 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}DayWeekInMonth"), "dayOfWeek": "MONDAY",
+                    "dayInMonth": "SECOND"}]),
+        );
+        let (fired, _) = fired_between(&second, "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-01-12T12:00:00Z"), at("2026-02-09T12:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn time_between_is_strict_and_reads_offsets() {
+        // hourly in Paris (UTC+1 in January): local hours strictly between 08:00 and 11:00
+        for (after, before) in [
+            ("08:00:00+01:00", "11:00:00+01:00"),
+            ("07:00:00Z", "10:00Z"),
+            ("08:00", "11:00"),
+        ] {
+            let s = daily_with(
+                "0 * * * *",
+                "Europe/Paris",
+                json!([{"type": format!("{COND}TimeBetween"), "after": after, "before": before}]),
+            );
+            let (fired, _) = fired_between(&s, "2026-01-15T00:00:00Z", "2026-01-15T23:30:00Z");
+            // 09:00 and 10:00 Paris time
+            assert_eq!(
+                fired,
+                [at("2026-01-15T08:00:00Z"), at("2026-01-15T09:00:00Z")],
+                "{after} {before}"
+            );
+        }
+        let only_after = daily_with(
+            "0 * * * *",
+            "UTC",
+            json!([{"type": format!("{COND}TimeBetweenCondition"), "after": "21:30:00Z"}]),
+        );
+        let (fired, _) = fired_between(&only_after, "2026-01-15T00:00:00Z", "2026-01-15T23:30:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-01-15T22:00:00Z"), at("2026-01-15T23:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn date_time_between() {
+        let s = daily_with(
+            "0 9 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}DateTimeBetween"),
+                    "after": "2026-03-03T00:00:00Z", "before": "2026-03-05T12:00:00+02:00"}]),
+        );
+        let (fired, _) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-10T00:00:00Z");
+        assert_eq!(
+            fired,
+            [
+                at("2026-03-03T09:00:00Z"),
+                at("2026-03-04T09:00:00Z"),
+                at("2026-03-05T09:00:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn expression_condition_renders_with_the_trigger_variables() {
+        let s = daily_with(
+            "0 9 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}ExpressionCondition"),
+                    "expression": "{{ trigger.next == '2026-03-04T09:00:00Z' or trigger.previous == '2026-03-04T09:00:00Z' }}"}]),
+        );
+        let (fired, _) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-10T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-03-03T09:00:00Z"), at("2026-03-05T09:00:00Z")]
+        );
+        // anything but blank or `false` holds; blank does not
+        for (expression, fires) in [("yes", 1), ("{{ trigger.nothing }}", 0), (" false ", 0)] {
+            let s = daily_with(
+                "0 9 * * *",
+                "UTC",
+                json!([{"type": format!("{COND}Expression"), "expression": expression}]),
+            );
+            let (fired, _) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-01T12:00:00Z");
+            assert_eq!(fired.len(), fires, "{expression}");
+        }
+        // an expression that does not render skips the date with the reason
+        let broken = daily_with(
+            "0 9 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}Expression"), "expression": "{{ noSuchFunction() }}"}]),
+        );
+        let (fired, due) = fired_between(&broken, "2026-03-01T00:00:00Z", "2026-03-01T12:00:00Z");
+        assert!(fired.is_empty());
+        let error = due.skipped[0].error.as_deref().unwrap();
+        assert!(error.contains("trigger `every`: condition 0"), "{error}");
+    }
+
+    #[test]
+    fn conditions_read_the_local_date_of_the_time_zone() {
+        // 22:00 in New York is the next day in UTC: Monday 2026-03-02 22:00 EST is Tuesday 03:00Z
+        let s = daily_with(
+            "0 22 * * *",
+            "America/New_York",
+            json!([{"type": format!("{COND}DayWeek"), "dayOfWeek": "MONDAY"}]),
+        );
+        let (fired, due) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-11T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-03-03T03:00:00Z"), at("2026-03-10T02:00:00Z")]
+        );
+        assert_eq!(
+            due.fires[0].variables["date"],
+            json!("2026-03-02T22:00:00-05:00")
+        );
+        // Weekend and Not/Or combine on the local date too
+        let weekdays = daily_with(
+            "0 22 * * *",
+            "America/New_York",
+            json!([{"type": format!("{COND}Not"),
+                    "conditions": [{"type": format!("{COND}Weekend")}]},
+                   {"type": format!("{COND}Or"), "conditions": [
+                       {"type": format!("{COND}DayWeek"), "dayOfWeek": "FRIDAY"},
+                       {"type": format!("{COND}DayWeek"), "dayOfWeek": "SATURDAY"}]}]),
+        );
+        let (fired, _) = fired_between(&weekdays, "2026-03-01T00:00:00Z", "2026-03-11T00:00:00Z");
+        // Friday 2026-03-06 22:00 EST; Saturday is a weekend day
+        assert_eq!(fired, [at("2026-03-07T03:00:00Z")]);
+    }
+
+    #[test]
+    fn legacy_condition_names_from_a_flow() {
+        let s = from_yaml(
+            "Schedule\n    cron: \"0 9 * * *\"\n    conditions:\n      - type: \
+             io.kestra.core.models.conditions.types.DayWeekCondition\n        dayOfWeek: MONDAY\n    \
+             scheduleConditions:\n      - type: io.kestra.core.models.conditions.types.VariableCondition\n        \
+             expression: \"{{ trigger.date != '2026-03-09T09:00:00Z' }}\"",
+        );
+        let (fired, _) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-20T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-03-02T09:00:00Z"), at("2026-03-16T09:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn conditions_a_schedule_cannot_evaluate_are_refused() {
+        let cases = [
+            (
+                json!([{"type": format!("{COND}PublicHoliday"), "country": "FR"}]),
+                "`conditions[0]`: condition type `io.kestra.plugin.core.condition.PublicHoliday` is not supported",
+            ),
+            (
+                json!([{"type": format!("{COND}DayWeek"), "dayOfWeek": "MONDAY"},
+                       {"type": format!("{COND}ExecutionStatus"), "in": ["SUCCESS"]}]),
+                "`conditions[1]`: condition ExecutionStatus",
+            ),
+            (
+                json!([{"type": format!("{COND}Or"), "conditions": [
+                    {"type": format!("{COND}HasRetryAttempt")}]}]),
+                "cannot be evaluated by a schedule",
+            ),
+            (
+                json!([{"type": format!("{COND}DayWeek"), "dayOfWeek": "MONDAYS"}]),
+                "`dayOfWeek`",
+            ),
+            (
+                json!([{"type": format!("{COND}DayWeekInMonth"), "dayOfWeek": "MONDAY",
+                        "dayInMonth": "FIFTH"}]),
+                "`dayInMonth`",
+            ),
+            (
+                json!([{"type": format!("{COND}TimeBetween")}]),
+                "needs `after`, `before` or both",
+            ),
+            (
+                json!([{"type": format!("{COND}TimeBetween"), "after": "25:00"}]),
+                "`after`",
+            ),
+            (
+                json!([{"type": format!("{COND}DateTimeBetween"), "before": "soon"}]),
+                "`before`",
+            ),
+        ];
+        for (conditions, wanted) in cases {
+            let t = trigger(json!({"cron": "@daily", "conditions": conditions}));
+            let e = Schedule::from_trigger(&t).unwrap_err();
+            assert!(e.contains("trigger `every`") && e.contains(wanted), "{e}");
+        }
+        let legacy = trigger(json!({"cron": "@daily", "scheduleConditions": [
+            {"type": "io.kestra.core.models.conditions.types.PublicHolidayCondition"}]}));
+        let e = Schedule::from_trigger(&legacy).unwrap_err();
+        assert!(
+            e.contains("`scheduleConditions[0]`") && e.contains("holiday"),
+            "{e}"
+        );
     }
 }

@@ -8,8 +8,8 @@
 //! ([`Cond::check_for_schedule`]).
 
 use chrono::{
-    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike,
-    Utc, Weekday,
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc,
+    Weekday,
 };
 use chrono_tz::Tz;
 use regex::Regex;
@@ -113,6 +113,7 @@ pub(crate) enum InMonth {
 /// A condition on a date: `date` (a template, default `{{ trigger.date }}`) and the test.
 #[derive(Debug, Clone)]
 pub(crate) struct DateCond {
+    type_name: String,
     date: Option<String>,
     test: DateTest,
 }
@@ -240,8 +241,8 @@ fn bounds(
 }
 
 impl DateCond {
-    fn parse(short: &str, props: &Map<String, Json>) -> Result<Option<DateCond>, String> {
-        let test = match short {
+    fn parse(type_name: &str, props: &Map<String, Json>) -> Result<Option<DateCond>, String> {
+        let test = match short_type(type_name) {
             "DayWeek" => DateTest::DayWeek(weekday_of(props)?),
             "DayWeekInMonth" => {
                 let day = weekday_of(props)?;
@@ -261,8 +262,7 @@ impl DateCond {
             }
             "Weekend" => DateTest::Weekend,
             "DateTimeBetween" => {
-                let (after, before) =
-                    bounds(props, |s| parse_zoned(s, Tz::UTC).map(|_| ()))?;
+                let (after, before) = bounds(props, |s| parse_zoned(s, Tz::UTC).map(|_| ()))?;
                 DateTest::DateTimeBetween { after, before }
             }
             "TimeBetween" => {
@@ -272,7 +272,11 @@ impl DateCond {
             _ => return Ok(None),
         };
         let date = string_of(props, "date")?.map(str::to_string);
-        Ok(Some(DateCond { date, test }))
+        Ok(Some(DateCond {
+            type_name: type_name.to_string(),
+            date,
+            test,
+        }))
     }
 
     fn test(&self, subject: &DateSubject<'_>, renderer: &Renderer) -> Result<bool, String> {
@@ -289,7 +293,9 @@ impl DateCond {
         let day = date.date_naive();
         let bound = |key: &str, text: &Option<String>| -> Result<Option<String>, String> {
             text.as_deref()
-                .map(|t| render_date_vars(renderer, t, subject).map_err(|e| format!("`{key}`: {e}")))
+                .map(|t| {
+                    render_date_vars(renderer, t, subject).map_err(|e| format!("`{key}`: {e}"))
+                })
                 .transpose()
         };
         Ok(match &self.test {
@@ -339,14 +345,14 @@ impl DateCond {
     }
 }
 
-/// A template rendered with a schedule date's variables (a literal is returned as is).
+/// A template rendered with a schedule date's variables, trimmed (a literal is only trimmed).
 fn render_date_vars(
     renderer: &Renderer,
     template: &str,
     subject: &DateSubject<'_>,
 ) -> Result<String, String> {
     if !crate::expr::is_template(template) {
-        return Ok(template.to_string());
+        return Ok(template.trim().to_string());
     }
     let ctx = Context {
         vars: subject.vars,
@@ -444,7 +450,7 @@ impl Cond {
             "ExecutionOutputs" => Cond::Outputs(required(&props, "expression").map_err(at)?.into()),
             "Not" => Cond::Not(conditions_list(&props).map_err(at)?),
             "Or" => Cond::Or(conditions_list(&props).map_err(at)?),
-            short => match DateCond::parse(short, &props).map_err(at)? {
+            _ => match DateCond::parse(&c.type_name, &props).map_err(at)? {
                 Some(d) => Cond::Date(d),
                 None => Cond::Unsupported(c.type_name.clone()),
             },
@@ -459,11 +465,11 @@ impl Cond {
             Cond::Not(all) | Cond::Or(all) | Cond::All(all) => {
                 all.iter().try_for_each(Cond::check_for_schedule)
             }
-            Cond::Unsupported(type_name) if short_type(type_name) == "PublicHoliday" => Err(
-                format!(
+            Cond::Unsupported(type_name) if short_type(type_name) == "PublicHoliday" => {
+                Err(format!(
                     "condition type `{type_name}` is not supported: weft has no public holiday data"
-                ),
-            ),
+                ))
+            }
             Cond::Unsupported(type_name) => Err(format!(
                 "condition type `{type_name}` cannot be evaluated by a schedule"
             )),
@@ -595,8 +601,11 @@ impl Cond {
                 true
             }
             Cond::Filter(f) => f.test(src, renderer)?,
-            Cond::Date(_) => {
-                return Err("date conditions are not supported by Flow triggers".into());
+            Cond::Date(d) => {
+                return Err(format!(
+                    "condition type `{}` is not supported by Flow triggers",
+                    d.type_name
+                ));
             }
             Cond::Unsupported(type_name) => {
                 return Err(format!(
