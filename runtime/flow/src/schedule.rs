@@ -18,8 +18,17 @@
 //! - `backfill.start` (deprecated): the first state starts at the first date at or after it.
 //!   `backfill.end`: missed dates after it are skipped, so after the backfill the trigger goes on
 //!   from now.
-//! - One [`Schedule::due`] call returns at most [`MAX_FIRES_PER_CALL`] fires; the state then
-//!   points at the first date not handled and the next call goes on from there.
+//! - `conditions` (and the deprecated `scheduleConditions`): every one must hold for a date, else
+//!   the date is skipped: no fire, and the state moves past it as if it fired, so it is not tried
+//!   again. They are tested on the date in the trigger's `timezone` (see
+//!   [`crate::flow_trigger::condition`]): `DayWeek`, `DayWeekInMonth`, `Weekend`,
+//!   `DateTimeBetween`, `TimeBetween`, `Expression` (rendered with `trigger.date`, `trigger.next`,
+//!   `trigger.previous`), `Not`, `Or`. Any other type is refused by [`Schedule::from_trigger`];
+//!   a condition that fails when tested (a template that does not render) skips the date with the
+//!   reason in [`Due::skipped`].
+//! - One [`Schedule::due`] call handles at most [`MAX_FIRES_PER_CALL`] dates (fired or
+//!   skipped); the state then points at the first date not handled and the next call goes on
+//!   from there.
 
 use chrono::{
     DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeDelta, TimeZone, Timelike, Utc,
@@ -28,7 +37,9 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use crate::model::{Labels, Trigger};
+use crate::expr::Renderer;
+use crate::flow_trigger::condition::{Cond, DateSubject};
+use crate::model::{Condition, Labels, Trigger};
 
 /// The names of the Schedule trigger type (current, legacy).
 pub const SCHEDULE_TYPES: [&str; 2] = [
@@ -45,7 +56,7 @@ pub const SCHEDULE_ON_DATES_TYPES: [&str; 2] = [
 /// How old a due date may be and still be on time (not missed).
 pub const ON_TIME_TOLERANCE: TimeDelta = TimeDelta::seconds(60);
 
-/// The most fires one [`Schedule::due`] call returns.
+/// The most dates (fired or skipped) one [`Schedule::due`] call handles.
 pub const MAX_FIRES_PER_CALL: usize = 1000;
 
 const ONE_NANO: TimeDelta = TimeDelta::nanoseconds(1);
@@ -81,6 +92,8 @@ pub struct Schedule {
     backfill_end: Option<DateTime<Utc>>,
     inputs: Map<String, Json>,
     labels: Labels,
+    /// All must hold for a date to fire.
+    conditions: Vec<Cond>,
 }
 
 /// What the tick stores per trigger between calls.
@@ -98,8 +111,19 @@ pub struct ScheduleState {
 pub struct Due {
     /// The fires, in date order.
     pub fires: Vec<Fire>,
+    /// The dates skipped because a condition does not hold, in date order.
+    pub skipped: Vec<Skip>,
     /// The state after them.
     pub state: ScheduleState,
+}
+
+/// A date skipped by the trigger's conditions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Skip {
+    /// The scheduled date.
+    pub date: DateTime<Utc>,
+    /// Why a condition could not be tested; `None` when one is simply false.
+    pub error: Option<String>,
 }
 
 /// One execution to start.
@@ -163,6 +187,34 @@ fn parse_date(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
         .earliest()
         .map(|d| d.with_timezone(&Utc))
         .ok_or_else(|| format!("`{text}` does not exist in time zone {tz}"))
+}
+
+/// The trigger's `conditions` and deprecated `scheduleConditions`, each one a schedule can test.
+fn parse_conditions(t: &Trigger) -> Result<Vec<Cond>, String> {
+    let mut out = Vec::new();
+    for (i, c) in t.conditions.iter().enumerate() {
+        let field = format!("conditions[{i}]");
+        let cond = Cond::parse(c).map_err(|e| bad(t, &field, e))?;
+        cond.check_for_schedule().map_err(|e| bad(t, &field, e))?;
+        out.push(cond);
+    }
+    let legacy = match prop(t, "scheduleConditions") {
+        None => &[][..],
+        Some(Json::Array(items)) => &items[..],
+        Some(other) => {
+            let message = format!("expected a list of conditions, got {other}");
+            return Err(bad(t, "scheduleConditions", message));
+        }
+    };
+    for (i, json) in legacy.iter().enumerate() {
+        let field = format!("scheduleConditions[{i}]");
+        let c: Condition = serde_json::from_value(json.clone())
+            .map_err(|e| bad(t, &field, format!("bad condition: {e}")))?;
+        let cond = Cond::parse(&c).map_err(|e| bad(t, &field, e))?;
+        cond.check_for_schedule().map_err(|e| bad(t, &field, e))?;
+        out.push(cond);
+    }
+    Ok(out)
 }
 
 fn parse_dates(t: &Trigger, tz: Tz) -> Result<Vec<DateTime<Utc>>, String> {
@@ -248,6 +300,7 @@ impl Schedule {
             backfill_end: backfill_date("end")?,
             inputs,
             labels: labels.map_err(|e| bad(t, "labels", e))?,
+            conditions: parse_conditions(t)?,
         }))
     }
 
@@ -276,11 +329,13 @@ impl Schedule {
         ScheduleState { next, last: None }
     }
 
-    /// The fires due at `now` given `state` (in date order), and the state after them.
-    pub fn due(&self, state: &ScheduleState, now: DateTime<Utc>) -> Due {
+    /// The fires due at `now` given `state` (in date order), the dates the conditions skip, and
+    /// the state after them. `renderer` renders the conditions' templates.
+    pub fn due(&self, state: &ScheduleState, now: DateTime<Utc>, renderer: &Renderer) -> Due {
         let Some(next) = state.next.filter(|n| *n <= now) else {
             return Due {
                 fires: Vec::new(),
+                skipped: Vec::new(),
                 state: state.clone(),
             };
         };
@@ -306,42 +361,85 @@ impl Schedule {
                 .map(|d| vec![(d, d + ONE_NANO)])
                 .unwrap_or_default(),
         };
-        let (fires, resume) = self.fire_runs(&runs);
-        let state = ScheduleState {
+        let mut due = Due {
+            fires: Vec::new(),
+            skipped: Vec::new(),
+            state: state.clone(),
+        };
+        let resume = self.fire_runs(&runs, now, renderer, &mut due);
+        due.state = ScheduleState {
             next: if resume.is_some() {
                 resume
             } else {
                 self.after(now)
             },
-            last: fires.last().map(|f| f.date).or(state.last),
+            last: due.fires.last().map(|f| f.date).or(state.last),
         };
-        Due { fires, state }
+        due
     }
 
-    /// The fires of the dates in the half-open ranges, and the first date left out by the cap.
+    /// Adds the fires (and skips) of the dates in the half-open ranges to `due`; the first date
+    /// left out by the cap.
     fn fire_runs(
         &self,
         runs: &[(DateTime<Utc>, DateTime<Utc>)],
-    ) -> (Vec<Fire>, Option<DateTime<Utc>>) {
-        let mut fires = Vec::new();
+        now: DateTime<Utc>,
+        renderer: &Renderer,
+        due: &mut Due,
+    ) -> Option<DateTime<Utc>> {
         for &(from, until) in runs {
             let mut previous = None;
             let mut date = self.at_or_after(from);
             while let Some(d) = date.filter(|d| *d < until) {
-                if fires.len() == MAX_FIRES_PER_CALL {
-                    return (fires, Some(d));
+                if due.fires.len() + due.skipped.len() == MAX_FIRES_PER_CALL {
+                    return Some(d);
                 }
                 let following = self.after(d);
                 let before = previous.or_else(|| self.before(d));
-                fires.push(Fire {
-                    date: d,
-                    variables: self.variables(d, before, following),
-                });
+                let variables = self.variables(d, before, following);
+                match self.conditions_hold(&variables, now, renderer) {
+                    Ok(true) => due.fires.push(Fire { date: d, variables }),
+                    Ok(false) => due.skipped.push(Skip {
+                        date: d,
+                        error: None,
+                    }),
+                    Err(e) => due.skipped.push(Skip {
+                        date: d,
+                        error: Some(e),
+                    }),
+                }
                 previous = Some(d);
                 date = following;
             }
         }
-        (fires, None)
+        None
+    }
+
+    /// Whether every condition holds for the date whose `trigger` variables are `variables`.
+    fn conditions_hold(
+        &self,
+        variables: &Json,
+        now: DateTime<Utc>,
+        renderer: &Renderer,
+    ) -> Result<bool, String> {
+        if self.conditions.is_empty() {
+            return Ok(true);
+        }
+        let vars = serde_json::json!({ "trigger": variables });
+        let subject = DateSubject {
+            vars: &vars,
+            tz: self.tz,
+            now,
+        };
+        for (i, c) in self.conditions.iter().enumerate() {
+            let holds = c
+                .test_date(&subject, renderer)
+                .map_err(|e| format!("trigger `{}`: condition {i}: {e}", self.trigger_id))?;
+            if !holds {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn variables(
@@ -467,9 +565,14 @@ mod tests {
         text.parse().unwrap()
     }
 
+    fn renderer() -> &'static Renderer {
+        static RENDERER: std::sync::OnceLock<Renderer> = std::sync::OnceLock::new();
+        RENDERER.get_or_init(Renderer::new)
+    }
+
     /// Calls `due` and applies the new state; the dates fired.
     fn tick(s: &Schedule, state: &mut ScheduleState, now: DateTime<Utc>) -> Vec<DateTime<Utc>> {
-        let due = s.due(state, now);
+        let due = s.due(state, now, renderer());
         *state = due.state;
         due.fires.iter().map(|f| f.date).collect()
     }
@@ -501,7 +604,7 @@ mod tests {
         let s = from_yaml("Schedule\n    cron: \"0 9 * * *\"\n    timezone: Europe/Paris");
         let mut state = s.first_state(at("2026-01-15T00:00:00Z"));
         assert_eq!(state.next, Some(at("2026-01-15T08:00:00Z")));
-        let due = s.due(&state, at("2026-01-15T08:00:00Z"));
+        let due = s.due(&state, at("2026-01-15T08:00:00Z"), renderer());
         assert_eq!(due.fires.len(), 1);
         assert_eq!(
             due.fires[0].variables,
@@ -539,7 +642,7 @@ mod tests {
     fn utc_variables_and_previous_far_back() {
         let s = schedule(json!({"cron": "0 10 22 11 *"}));
         let state = s.first_state(at("2026-01-01T00:00:00Z"));
-        let due = s.due(&state, at("2026-11-22T10:00:03Z"));
+        let due = s.due(&state, at("2026-11-22T10:00:03Z"), renderer());
         assert_eq!(
             due.fires[0].variables,
             json!({"date": "2026-11-22T10:00:00Z", "next": "2027-11-22T10:00:00Z",
@@ -632,7 +735,10 @@ mod tests {
         let state = s.first_state(at("2026-03-01T10:00:00Z"));
         assert_eq!(state.next, Some(at("2026-03-01T11:00:00Z")));
         assert_eq!(state.last, None);
-        assert_eq!(s.due(&state, at("2026-03-01T10:59:59Z")).fires, vec![]);
+        assert_eq!(
+            s.due(&state, at("2026-03-01T10:59:59Z"), renderer()).fires,
+            vec![]
+        );
         let json = serde_json::to_value(&state).unwrap();
         assert_eq!(json, json!({"next": "2026-03-01T11:00:00Z", "last": null}));
     }
@@ -645,7 +751,7 @@ mod tests {
         );
         let mut state = s.first_state(at("2026-04-01T00:00:00Z"));
         assert_eq!(state.next, Some(at("2026-05-01T10:00:00Z")));
-        let due = s.due(&state, at("2026-06-01T00:00:00Z"));
+        let due = s.due(&state, at("2026-06-01T00:00:00Z"), renderer());
         let dates: Vec<_> = due.fires.iter().map(|f| f.date).collect();
         let expected = [
             "2026-05-01T10:00:00Z",
@@ -741,5 +847,261 @@ mod tests {
                 .collect::<Vec<_>>()
         );
         assert_eq!(state.next, Some(start + TimeDelta::minutes(2000)));
+    }
+
+    const COND: &str = "io.kestra.plugin.core.condition.";
+
+    /// The dates fired and skipped from `start` (the first date handled) up to `now`.
+    fn fired_between(s: &Schedule, start: &str, now: &str) -> (Vec<DateTime<Utc>>, Due) {
+        let state = ScheduleState {
+            next: s.first_state(at(start) - ONE_NANO).next,
+            last: None,
+        };
+        let due = s.due(&state, at(now), renderer());
+        (due.fires.iter().map(|f| f.date).collect(), due)
+    }
+
+    fn daily_with(cron: &str, tz: &str, conditions: Json) -> Schedule {
+        schedule(json!({"cron": cron, "timezone": tz, "conditions": conditions}))
+    }
+
+    #[test]
+    fn day_week_monday_fires_only_on_mondays_and_skips_are_not_retried() {
+        let s = daily_with(
+            "0 9 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}DayWeek"), "dayOfWeek": "MONDAY"}]),
+        );
+        // 2026-03-01 is a Sunday
+        let (fired, due) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-16T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-03-02T09:00:00Z"), at("2026-03-09T09:00:00Z")]
+        );
+        assert_eq!(due.skipped.len(), 13);
+        assert!(due.skipped.iter().all(|k| k.error.is_none()));
+        assert_eq!(due.state.next, Some(at("2026-03-16T09:00:00Z")));
+        assert_eq!(due.state.last, Some(at("2026-03-09T09:00:00Z")));
+        // the skipped dates are behind the state: a later tick does not try them again
+        let again = s.due(&due.state, at("2026-03-16T08:00:00Z"), renderer());
+        assert!(again.fires.is_empty() && again.skipped.is_empty());
+        // the fired date still sees the cron's neighbours as next/previous
+        assert_eq!(
+            due.fires[0].variables,
+            json!({"date": "2026-03-02T09:00:00Z", "next": "2026-03-03T09:00:00Z",
+                   "previous": "2026-03-01T09:00:00Z"})
+        );
+    }
+
+    #[test]
+    fn day_week_in_month_last_friday() {
+        let s = daily_with(
+            "0 12 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}DayWeekInMonth"), "dayOfWeek": "FRIDAY",
+                    "dayInMonth": "LAST"}]),
+        );
+        let (fired, _) = fired_between(&s, "2026-01-01T00:00:00Z", "2026-04-01T00:00:00Z");
+        let expected =
+            ["2026-01-30", "2026-02-27", "2026-03-27"].map(|d| at(&format!("{d}T12:00:00Z")));
+        assert_eq!(fired, expected);
+        let second = daily_with(
+            "0 12 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}DayWeekInMonth"), "dayOfWeek": "MONDAY",
+                    "dayInMonth": "SECOND"}]),
+        );
+        let (fired, _) = fired_between(&second, "2026-01-01T00:00:00Z", "2026-03-01T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-01-12T12:00:00Z"), at("2026-02-09T12:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn time_between_is_strict_and_reads_offsets() {
+        // hourly in Paris (UTC+1 in January): local hours strictly between 08:00 and 11:00
+        for (after, before) in [
+            ("08:00:00+01:00", "11:00:00+01:00"),
+            ("07:00:00Z", "10:00Z"),
+            ("08:00", "11:00"),
+        ] {
+            let s = daily_with(
+                "0 * * * *",
+                "Europe/Paris",
+                json!([{"type": format!("{COND}TimeBetween"), "after": after, "before": before}]),
+            );
+            let (fired, _) = fired_between(&s, "2026-01-15T00:00:00Z", "2026-01-15T23:30:00Z");
+            // 09:00 and 10:00 Paris time
+            assert_eq!(
+                fired,
+                [at("2026-01-15T08:00:00Z"), at("2026-01-15T09:00:00Z")],
+                "{after} {before}"
+            );
+        }
+        let only_after = daily_with(
+            "0 * * * *",
+            "UTC",
+            json!([{"type": format!("{COND}TimeBetweenCondition"), "after": "21:30:00Z"}]),
+        );
+        let (fired, _) = fired_between(&only_after, "2026-01-15T00:00:00Z", "2026-01-15T23:30:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-01-15T22:00:00Z"), at("2026-01-15T23:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn date_time_between() {
+        let s = daily_with(
+            "0 9 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}DateTimeBetween"),
+                    "after": "2026-03-03T00:00:00Z", "before": "2026-03-05T12:00:00+02:00"}]),
+        );
+        let (fired, _) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-10T00:00:00Z");
+        assert_eq!(
+            fired,
+            [
+                at("2026-03-03T09:00:00Z"),
+                at("2026-03-04T09:00:00Z"),
+                at("2026-03-05T09:00:00Z")
+            ]
+        );
+    }
+
+    #[test]
+    fn expression_condition_renders_with_the_trigger_variables() {
+        let s = daily_with(
+            "0 9 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}ExpressionCondition"),
+                    "expression": "{{ trigger.next == '2026-03-04T09:00:00Z' or trigger.previous == '2026-03-04T09:00:00Z' }}"}]),
+        );
+        let (fired, _) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-10T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-03-03T09:00:00Z"), at("2026-03-05T09:00:00Z")]
+        );
+        // anything but blank or `false` holds; blank does not
+        for (expression, fires) in [("yes", 1), ("{{ trigger.nothing }}", 0), (" false ", 0)] {
+            let s = daily_with(
+                "0 9 * * *",
+                "UTC",
+                json!([{"type": format!("{COND}Expression"), "expression": expression}]),
+            );
+            let (fired, _) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-01T12:00:00Z");
+            assert_eq!(fired.len(), fires, "{expression}");
+        }
+        // an expression that does not render skips the date with the reason
+        let broken = daily_with(
+            "0 9 * * *",
+            "UTC",
+            json!([{"type": format!("{COND}Expression"), "expression": "{{ noSuchFunction() }}"}]),
+        );
+        let (fired, due) = fired_between(&broken, "2026-03-01T00:00:00Z", "2026-03-01T12:00:00Z");
+        assert!(fired.is_empty());
+        let error = due.skipped[0].error.as_deref().unwrap();
+        assert!(error.contains("trigger `every`: condition 0"), "{error}");
+    }
+
+    #[test]
+    fn conditions_read_the_local_date_of_the_time_zone() {
+        // 22:00 in New York is the next day in UTC: Monday 2026-03-02 22:00 EST is Tuesday 03:00Z
+        let s = daily_with(
+            "0 22 * * *",
+            "America/New_York",
+            json!([{"type": format!("{COND}DayWeek"), "dayOfWeek": "MONDAY"}]),
+        );
+        let (fired, due) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-11T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-03-03T03:00:00Z"), at("2026-03-10T02:00:00Z")]
+        );
+        assert_eq!(
+            due.fires[0].variables["date"],
+            json!("2026-03-02T22:00:00-05:00")
+        );
+        // Weekend and Not/Or combine on the local date too
+        let weekdays = daily_with(
+            "0 22 * * *",
+            "America/New_York",
+            json!([{"type": format!("{COND}Not"),
+                    "conditions": [{"type": format!("{COND}Weekend")}]},
+                   {"type": format!("{COND}Or"), "conditions": [
+                       {"type": format!("{COND}DayWeek"), "dayOfWeek": "FRIDAY"},
+                       {"type": format!("{COND}DayWeek"), "dayOfWeek": "SATURDAY"}]}]),
+        );
+        let (fired, _) = fired_between(&weekdays, "2026-03-01T00:00:00Z", "2026-03-11T00:00:00Z");
+        // Friday 2026-03-06 22:00 EST; Saturday is a weekend day
+        assert_eq!(fired, [at("2026-03-07T03:00:00Z")]);
+    }
+
+    #[test]
+    fn legacy_condition_names_from_a_flow() {
+        let s = from_yaml(
+            "Schedule\n    cron: \"0 9 * * *\"\n    conditions:\n      - type: \
+             io.kestra.core.models.conditions.types.DayWeekCondition\n        dayOfWeek: MONDAY\n    \
+             scheduleConditions:\n      - type: io.kestra.core.models.conditions.types.VariableCondition\n        \
+             expression: \"{{ trigger.date != '2026-03-09T09:00:00Z' }}\"",
+        );
+        let (fired, _) = fired_between(&s, "2026-03-01T00:00:00Z", "2026-03-20T00:00:00Z");
+        assert_eq!(
+            fired,
+            [at("2026-03-02T09:00:00Z"), at("2026-03-16T09:00:00Z")]
+        );
+    }
+
+    #[test]
+    fn conditions_a_schedule_cannot_evaluate_are_refused() {
+        let cases = [
+            (
+                json!([{"type": format!("{COND}PublicHoliday"), "country": "FR"}]),
+                "`conditions[0]`: condition type `io.kestra.plugin.core.condition.PublicHoliday` is not supported",
+            ),
+            (
+                json!([{"type": format!("{COND}DayWeek"), "dayOfWeek": "MONDAY"},
+                       {"type": format!("{COND}ExecutionStatus"), "in": ["SUCCESS"]}]),
+                "`conditions[1]`: condition ExecutionStatus",
+            ),
+            (
+                json!([{"type": format!("{COND}Or"), "conditions": [
+                    {"type": format!("{COND}HasRetryAttempt")}]}]),
+                "cannot be evaluated by a schedule",
+            ),
+            (
+                json!([{"type": format!("{COND}DayWeek"), "dayOfWeek": "MONDAYS"}]),
+                "`dayOfWeek`",
+            ),
+            (
+                json!([{"type": format!("{COND}DayWeekInMonth"), "dayOfWeek": "MONDAY",
+                        "dayInMonth": "FIFTH"}]),
+                "`dayInMonth`",
+            ),
+            (
+                json!([{"type": format!("{COND}TimeBetween")}]),
+                "needs `after`, `before` or both",
+            ),
+            (
+                json!([{"type": format!("{COND}TimeBetween"), "after": "25:00"}]),
+                "`after`",
+            ),
+            (
+                json!([{"type": format!("{COND}DateTimeBetween"), "before": "soon"}]),
+                "`before`",
+            ),
+        ];
+        for (conditions, wanted) in cases {
+            let t = trigger(json!({"cron": "@daily", "conditions": conditions}));
+            let e = Schedule::from_trigger(&t).unwrap_err();
+            assert!(e.contains("trigger `every`") && e.contains(wanted), "{e}");
+        }
+        let legacy = trigger(json!({"cron": "@daily", "scheduleConditions": [
+            {"type": "io.kestra.core.models.conditions.types.PublicHolidayCondition"}]}));
+        let e = Schedule::from_trigger(&legacy).unwrap_err();
+        assert!(
+            e.contains("`scheduleConditions[0]`") && e.contains("holiday"),
+            "{e}"
+        );
     }
 }

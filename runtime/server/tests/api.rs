@@ -982,6 +982,54 @@ async fn tick(s: &TestServer) -> Value {
     report
 }
 
+/// A flow with a schedule firing every second under `conditions` (YAML list items, indented).
+fn conditioned(id: &str, conditions: &str) -> String {
+    format!(
+        "id: {id}\nnamespace: company.team\ntriggers:\n  - id: every-second\n    \
+         type: io.kestra.plugin.core.trigger.Schedule\n    cron: \"* * * * * *\"\n    \
+         withSeconds: true\n    conditions:\n{conditions}tasks:\n  - id: echo\n    \
+         type: io.kestra.plugin.core.debug.Return\n    format: done\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedule_conditions_skip_dates_and_unsupported_ones_are_refused() {
+    let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
+    let never = conditioned(
+        "never",
+        "      - type: io.kestra.plugin.core.condition.ExpressionCondition\n        \
+         expression: \"{{ trigger.date == 'never' }}\"\n",
+    );
+    assert_eq!(s.create_flow("/api/v1", &never).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(tick(&s).await["fired"], 0);
+    // the skipped dates are not tried again once the condition would hold
+    let always = conditioned(
+        "always",
+        "      - type: io.kestra.core.models.conditions.types.DateTimeBetweenCondition\n        \
+         after: \"2000-01-01T00:00:00Z\"\n",
+    );
+    assert_eq!(s.create_flow("/api/v1", &always).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let report = tick(&s).await;
+    let fired = report["fired"].as_u64().unwrap();
+    assert!((1..=2).contains(&fired), "{report}");
+
+    let holiday = conditioned(
+        "holiday",
+        "      - type: io.kestra.plugin.core.condition.DayWeek\n        dayOfWeek: MONDAY\n      \
+         - type: io.kestra.plugin.core.condition.PublicHoliday\n        country: FR\n",
+    );
+    let (status, err) = s.create_flow("/api/v1", &holiday).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("conditions[1]") && text.contains("PublicHoliday"),
+        "{err}"
+    );
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triggers_are_disabled_and_enabled_at_run_time() {
     let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;

@@ -20,7 +20,7 @@
 //!   outputs of the execution, when it has some). Its `inputs` are rendered with the terminated
 //!   execution's context plus these `trigger` variables.
 
-mod condition;
+pub(crate) mod condition;
 mod window;
 
 use std::collections::VecDeque;

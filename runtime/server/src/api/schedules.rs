@@ -161,7 +161,21 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
                 continue;
             }
         };
-        let due = schedule.due(&entry.state, now);
+        let due = schedule.due(&entry.state, now, &app.setup.renderer);
+        for skip in &due.skipped {
+            match &skip.error {
+                Some(e) => tracing::error!(
+                    namespace = %entry.namespace, flow = %entry.flow_id,
+                    trigger = %entry.trigger.id, date = %skip.date, error = %e,
+                    "a schedule condition cannot be evaluated; this date is skipped"
+                ),
+                None => tracing::debug!(
+                    namespace = %entry.namespace, flow = %entry.flow_id,
+                    trigger = %entry.trigger.id, date = %skip.date,
+                    "schedule conditions not met; this date is skipped"
+                ),
+            }
+        }
         if due.fires.is_empty() && due.state == entry.state {
             continue;
         }
