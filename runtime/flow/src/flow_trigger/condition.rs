@@ -503,10 +503,7 @@ impl Cond {
     ) -> Result<bool, String> {
         Ok(match self {
             Cond::Date(d) => d.test(subject, renderer)?,
-            Cond::Expression(expr) => {
-                let out = render_date_vars(renderer, expr, subject)?;
-                !(out.is_empty() || out == "false")
-            }
+            Cond::Expression(expr) => expression_holds(&render_date_vars(renderer, expr, subject)?),
             Cond::Not(all) => {
                 for c in all {
                     if c.test_date(subject, renderer)? {
@@ -564,7 +561,7 @@ impl Cond {
                     .any(|l| l.key == w.key && l.value == w.value)
             }),
             Cond::Expression(expr) => {
-                render(renderer, expr, src.context, src).is_some_and(|s| s == "true")
+                render(renderer, expr, src.context, src).is_some_and(|s| expression_holds(&s))
             }
             Cond::Outputs(expr) => match src.outputs {
                 None => false,
@@ -741,5 +738,26 @@ impl Filter {
             "REGEX" => s.is_some_and(|s| self.regex.as_ref().is_some_and(|r| r.is_match(s))),
             other => return Err(format!("filter type `{other}` is not supported")),
         })
+    }
+}
+
+/// Whether a rendered Expression condition holds: as Kestra, unless it is blank or `false`.
+pub fn expression_holds(rendered: &str) -> bool {
+    let t = rendered.trim();
+    !(t.is_empty() || t == "false")
+}
+
+#[cfg(test)]
+mod holds_tests {
+    use super::expression_holds;
+
+    #[test]
+    fn an_expression_holds_unless_blank_or_false() {
+        for yes in ["true", "1", "yes", " true "] {
+            assert!(expression_holds(yes), "{yes}");
+        }
+        for no in ["", "  ", "false", " false\n"] {
+            assert!(!expression_holds(no), "{no:?}");
+        }
     }
 }

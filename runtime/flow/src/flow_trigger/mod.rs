@@ -31,6 +31,7 @@ use serde_json::{Map, Value as Json, json};
 
 use crate::expr::{Context, Renderer};
 use crate::model::{Label, Labels, Trigger};
+pub use condition::expression_holds;
 use condition::{Cond, Filter, short_type, states_of};
 use window::TimeWindow;
 pub use window::WindowState;

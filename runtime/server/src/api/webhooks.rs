@@ -149,7 +149,7 @@ fn conditions_hold(app: &App, trigger: &Trigger, vars: &JsonValue) -> ApiResult<
                 trigger.id
             ))
         })?;
-        if out.trim() != "true" {
+        if !weft_flow::flow_trigger::expression_holds(&out) {
             return Ok(false);
         }
     }
