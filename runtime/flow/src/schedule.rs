@@ -29,6 +29,10 @@
 //! - One [`Schedule::due`] call handles at most [`MAX_FIRES_PER_CALL`] dates (fired or
 //!   skipped); the state then points at the first date not handled and the next call goes on
 //!   from there.
+//! - A backfill set at run time (Kestra's `PUT /triggers` with `backfill`) is a range of past
+//!   dates fired besides the schedule's own: [`Schedule::backfill`] gives the dates of a range,
+//!   every one of them (`recoverMissedSchedules` and `lateMaximumDelay` are about missed dates,
+//!   not about a range asked for), conditions applied, [`MAX_FIRES_PER_CALL`] at a time.
 
 use chrono::{
     DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeDelta, TimeZone, Timelike, Utc,
@@ -378,6 +382,24 @@ impl Schedule {
         due
     }
 
+    /// The fires (and skips) of a backfill from `from` to `until` (both included), and the date
+    /// the next call goes on from (`None`: the range is done).
+    pub fn backfill(
+        &self,
+        from: DateTime<Utc>,
+        until: DateTime<Utc>,
+        now: DateTime<Utc>,
+        renderer: &Renderer,
+    ) -> (Due, Option<DateTime<Utc>>) {
+        let mut due = Due {
+            fires: Vec::new(),
+            skipped: Vec::new(),
+            state: ScheduleState::default(),
+        };
+        let left = self.fire_runs(&[(from, until + ONE_NANO)], now, renderer, &mut due);
+        (due, left)
+    }
+
     /// Adds the fires (and skips) of the dates in the half-open ranges to `due`; the first date
     /// left out by the cap.
     fn fire_runs(
@@ -712,6 +734,41 @@ mod tests {
         let fired = tick(&s, &mut state, at("2026-03-01T10:10:30Z"));
         assert_eq!(fired, minutes("2026-03-01T10:06:00Z", 5));
         assert_eq!(state.next, Some(at("2026-03-01T10:11:00Z")));
+    }
+
+    #[test]
+    fn a_run_time_backfill_fires_its_whole_range_in_capped_calls() {
+        // NONE recovers no missed date, but a backfill is a range asked for: all of it fires
+        let s = schedule(json!({"cron": "0 * * * *", "recoverMissedSchedules": "NONE"}));
+        let now = at("2026-03-10T00:00:30Z");
+        let (due, left) = s.backfill(
+            at("2026-03-01T00:00:00Z"),
+            at("2026-03-01T03:00:00Z"),
+            now,
+            renderer(),
+        );
+        let dates: Vec<_> = due.fires.iter().map(|f| f.date).collect();
+        assert_eq!(
+            dates,
+            (0..4)
+                .map(|h| at("2026-03-01T00:00:00Z") + TimeDelta::hours(h))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(due.fires[1].variables["previous"], "2026-03-01T00:00:00Z");
+        assert_eq!(left, None, "the range is done");
+        // 50 days of hours: 1,000 per call, then the rest
+        let (first, left) = s.backfill(
+            at("2026-01-01T00:00:00Z"),
+            at("2026-02-20T00:00:00Z"),
+            now,
+            renderer(),
+        );
+        assert_eq!(first.fires.len(), MAX_FIRES_PER_CALL);
+        let from = left.unwrap();
+        assert_eq!(from, at("2026-01-01T00:00:00Z") + TimeDelta::hours(1000));
+        let (rest, left) = s.backfill(from, at("2026-02-20T00:00:00Z"), now, renderer());
+        assert_eq!(first.fires.len() + rest.fires.len(), 50 * 24 + 1);
+        assert_eq!(left, None);
     }
 
     #[test]

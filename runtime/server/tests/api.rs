@@ -1292,3 +1292,161 @@ async fn triggers_are_searched_and_switched_by_query() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     s.stop().await;
 }
+
+const DAILY: &str = r#"id: daily
+namespace: company.team
+inputs:
+  - id: note
+    type: STRING
+    defaults: scheduled
+triggers:
+  - id: nightly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "0 3 * * *"
+    inputs:
+      note: "{{ trigger.date }}"
+  - id: hook
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: daily-key
+tasks:
+  - id: echo
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.note }}"
+"#;
+
+/// The executions of flow `daily`, as `(trigger date, note input, labels)`, by date.
+async fn daily_runs(s: &TestServer) -> Vec<(String, String, Value)> {
+    let (status, page) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/executions/search?namespace=company.team&flowId=daily&size=100",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let mut runs: Vec<_> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["trigger"]["variables"]["date"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                e["inputs"]["note"].as_str().unwrap_or("").to_string(),
+                e["labels"].clone(),
+            )
+        })
+        .collect();
+    runs.sort_by(|a, b| a.0.cmp(&b.0));
+    runs
+}
+
+async fn backfill_call(s: &TestServer, verb: &str) -> (StatusCode, Value) {
+    send(
+        s.req(
+            reqwest::Method::POST,
+            &format!("/api/v1/triggers/backfill/{verb}"),
+        )
+        .json(&json!({"namespace": "company.team", "flowId": "daily", "triggerId": "nightly"})),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_fires_the_dates_of_its_range_once_and_can_be_paused() {
+    let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
+    assert_eq!(s.create_flow("/api/v1", DAILY).await.0, StatusCode::OK);
+    // set paused: nothing fires, the trigger shows it
+    let put = |backfill: Value| {
+        s.req(reqwest::Method::PUT, "/api/v1/triggers")
+            .json(&json!({
+            "namespace": "company.team", "flowId": "daily", "triggerId": "nightly",
+            "backfill": backfill}))
+    };
+    let (status, t) = send(put(json!({
+        "start": "2026-01-01T00:00:00Z", "end": "2026-01-04T12:00:00Z", "paused": true,
+        "inputs": {"note": "again {{ trigger.date }}"}, "labels": {"reason": "outage"}})))
+    .await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert_eq!(t["backfill"]["paused"], true, "{t}");
+    assert_eq!(t["backfill"]["currentDate"], "2026-01-01T00:00:00Z");
+    assert_eq!(t["disabled"], false);
+    tick(&s).await;
+    assert!(daily_runs(&s).await.is_empty());
+
+    // unpaused: the four nights of the range fire, with the backfill's inputs and labels
+    let (status, t) = backfill_call(&s, "unpause").await;
+    assert_eq!(
+        (status, &t["backfill"]["paused"]),
+        (StatusCode::OK, &json!(false)),
+        "{t}"
+    );
+    tick(&s).await;
+    tick(&s).await;
+    let runs = daily_runs(&s).await;
+    let dates: Vec<&str> = runs.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(
+        dates,
+        [
+            "2026-01-01T03:00:00Z",
+            "2026-01-02T03:00:00Z",
+            "2026-01-03T03:00:00Z",
+            "2026-01-04T03:00:00Z"
+        ]
+    );
+    assert_eq!(runs[0].1, "again 2026-01-01T03:00:00Z");
+    assert!(
+        runs[0]
+            .2
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["key"] == "reason" && l["value"] == "outage"),
+        "{:?}",
+        runs[0].2
+    );
+    // done: the trigger has no backfill any more
+    let (_, listed) = s
+        .json(reqwest::Method::GET, "/api/v1/triggers/company.team/daily")
+        .await;
+    assert!(listed["results"][0].get("backfill").is_none(), "{listed}");
+    let (status, err) = backfill_call(&s, "delete").await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+
+    // the same range once more is a new backfill: it runs again
+    let (status, _) = send(put(
+        json!({"start": "2026-01-04T00:00:00Z", "end": "2026-01-04T12:00:00Z"}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    tick(&s).await;
+    assert_eq!(daily_runs(&s).await.len(), 5);
+
+    // a deleted backfill fires nothing more; only Schedule triggers backfill; bad ranges say why
+    let (status, _) = send(put(
+        json!({"start": "2025-01-01T00:00:00Z", "end": "2025-01-03T00:00:00Z", "paused": true}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, t) = backfill_call(&s, "delete").await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    assert!(t.get("backfill").is_none(), "{t}");
+    tick(&s).await;
+    assert_eq!(daily_runs(&s).await.len(), 5);
+    let (status, err) = send(
+        s.req(reqwest::Method::PUT, "/api/v1/triggers")
+            .json(&json!({
+            "namespace": "company.team", "flowId": "daily", "triggerId": "hook",
+            "backfill": {"start": "2026-01-01T00:00:00Z"}})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{err}");
+    let (status, err) = send(put(
+        json!({"start": "2026-01-05T00:00:00Z", "end": "2026-01-01T00:00:00Z"}),
+    ))
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(err.to_string().contains("`end`"), "{err}");
+    s.stop().await;
+}

@@ -208,6 +208,21 @@ pub(crate) fn protected_routes() -> Routes {
         )
         .add(Get, "/api/v1/triggers/search", triggers::search)
         .add(
+            Post,
+            "/api/v1/triggers/backfill/pause",
+            triggers::pause_backfill,
+        )
+        .add(
+            Post,
+            "/api/v1/triggers/backfill/unpause",
+            triggers::unpause_backfill,
+        )
+        .add(
+            Post,
+            "/api/v1/triggers/backfill/delete",
+            triggers::delete_backfill,
+        )
+        .add(
             Get,
             "/api/v1/triggers/{namespace}/{flow_id}",
             triggers::for_flow,

@@ -14,6 +14,13 @@
 //! [`ToggleRepo`], read only when a date is due) starts nothing: its due dates pass as if fired,
 //! so once enabled again it goes on from the next date after that (missed dates are not
 //! recovered, as Kestra's `recoverMissedSchedules: NONE`).
+//!
+//! A backfill set at run time (`PUT /api/v1/triggers` with `backfill`, see [`set_backfill`])
+//! lives in the entry: the dates of its range fire besides the schedule's own, a thousand per tick
+//! at most, with the backfill's `inputs` over the trigger's and its `labels` added; paused, it
+//! waits; done, it is removed. Each of its executions has an id derived from the date and the
+//! backfill, so a range fired again by another backfill runs again, but a tick repeated never
+//! runs a date twice.
 
 use std::sync::Arc;
 
@@ -43,6 +50,32 @@ struct Entry {
     flow_id: String,
     trigger: Trigger,
     state: ScheduleState,
+    /// A backfill set at run time, until it is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    backfill: Option<Backfill>,
+}
+
+/// A backfill of a schedule trigger (Kestra's `Backfill`): the dates from `start` to `end`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Backfill {
+    /// The first date of the range.
+    pub(crate) start: DateTime<Utc>,
+    /// The last date of the range (the time it was set when not given).
+    pub(crate) end: DateTime<Utc>,
+    /// The next date to handle.
+    pub(crate) current_date: DateTime<Utc>,
+    /// Paused: no date fires until it is unpaused.
+    #[serde(default)]
+    pub(crate) paused: bool,
+    /// Inputs of its executions, over the trigger's own.
+    #[serde(default)]
+    pub(crate) inputs: serde_json::Map<String, serde_json::Value>,
+    /// Labels added to its executions.
+    #[serde(default)]
+    pub(crate) labels: Vec<weft_flow::model::Label>,
+    /// When it was set (its executions' ids derive from it).
+    pub(crate) set_at: DateTime<Utc>,
 }
 
 fn flow_prefix(tenant: &str, namespace: &str, flow_id: &str) -> String {
@@ -116,6 +149,7 @@ pub(crate) async fn sync(
             flow_id: flow_id.to_string(),
             trigger: trigger.clone(),
             state: schedule.first_state(now),
+            backfill: None,
         };
         let bytes = serde_json::to_vec(&entry).map_err(ApiError::internal)?;
         store
@@ -162,6 +196,12 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
             }
         };
         let due = schedule.due(&entry.state, now, &app.setup.renderer);
+        // the backfill's dates, and where it goes on from (None: done)
+        let backfill = entry
+            .backfill
+            .as_ref()
+            .filter(|b| !b.paused)
+            .map(|b| schedule.backfill(b.current_date, b.end, now, &app.setup.renderer));
         for skip in &due.skipped {
             match &skip.error {
                 Some(e) => tracing::error!(
@@ -176,18 +216,27 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
                 ),
             }
         }
-        if due.fires.is_empty() && due.state == entry.state {
+        if due.fires.is_empty() && due.state == entry.state && backfill.is_none() {
             continue;
         }
         let mut complete = true;
-        let fires = if !due.fires.is_empty() && disabled(app, &entry).await {
+        let is_disabled =
+            (!due.fires.is_empty() || backfill.is_some()) && disabled(app, &entry).await;
+        let fires = if is_disabled {
             // disabled at run time: its dates pass without executions
             &[][..]
         } else {
             &due.fires[..]
         };
-        for fire in fires {
-            match start(app, &entry, &schedule, fire).await {
+        // a disabled trigger's backfill waits (its dates are not lost)
+        let backfill = backfill.filter(|_| !is_disabled);
+        let backfill_fires = backfill.as_ref().map_or(&[][..], |(b, _)| &b.fires[..]);
+        let runs = fires
+            .iter()
+            .map(|f| (f, None))
+            .chain(backfill_fires.iter().map(|f| (f, entry.backfill.as_ref())));
+        for (fire, of_backfill) in runs {
+            match start(app, &entry, &schedule, fire, of_backfill).await {
                 Ok(true) => started += 1,
                 Ok(false) => {}
                 // a date that can never start (inputs refused, the flow gone or broken) passes,
@@ -216,6 +265,17 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
             continue;
         }
         entry.state = due.state;
+        if let Some((_, left)) = backfill {
+            match (left, entry.backfill.as_mut()) {
+                (Some(from), Some(b)) => b.current_date = from,
+                (None, _) => {
+                    tracing::info!(namespace = %entry.namespace, flow = %entry.flow_id,
+                        trigger = %entry.trigger.id, "backfill done");
+                    entry.backfill = None;
+                }
+                (Some(_), None) => {}
+            }
+        }
         let bytes = match serde_json::to_vec(&entry) {
             Ok(b) => b,
             Err(e) => {
@@ -261,12 +321,14 @@ async fn disabled(app: &App, entry: &Entry) -> bool {
     }
 }
 
-/// Starts the execution of one fire; false when it exists already (fired by another tick).
+/// Starts the execution of one fire (of the schedule, or of `backfill`); false when it exists
+/// already (fired by another tick).
 async fn start(
     app: &Arc<App>,
     entry: &Entry,
     schedule: &Schedule,
     fire: &Fire,
+    backfill: Option<&Backfill>,
 ) -> Result<bool, RunError> {
     let store = Tenant(entry.tenant.clone())
         .store(&app.store)
@@ -275,7 +337,15 @@ async fn start(
         "flow": { "id": entry.flow_id, "namespace": entry.namespace },
         "trigger": fire.variables,
     });
-    let inputs = super::webhooks::render_inputs(app, schedule.inputs(), &vars)
+    let mut templates = schedule.inputs().clone();
+    let mut labels = schedule.labels().0.clone();
+    let mut backfill_mark = String::new();
+    if let Some(b) = backfill {
+        templates.extend(b.inputs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        labels.extend(b.labels.iter().cloned());
+        backfill_mark = format!("backfill {}", b.set_at.to_rfc3339());
+    }
+    let inputs = super::webhooks::render_inputs(app, &templates, &vars)
         .map_err(|e| RunError::Inputs(e.message().to_string()))?;
     let date = fire.date.to_rfc3339();
     let seed = weft_executor::ids::hash64(&[
@@ -284,10 +354,11 @@ async fn start(
         entry.flow_id.as_bytes(),
         entry.trigger.id.as_bytes(),
         date.as_bytes(),
+        backfill_mark.as_bytes(),
     ]);
     let req = StartRequest {
         inputs,
-        labels: schedule.labels().0.clone(),
+        labels,
         trigger: Some(json!({
             "id": entry.trigger.id,
             "type": entry.trigger.type_name,
@@ -306,4 +377,102 @@ async fn start(
         Err(RunError::Exists(_)) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// What a backfill call does to a schedule trigger's entry.
+pub(crate) enum BackfillChange {
+    /// Sets a new backfill (replacing one not done).
+    Set(Backfill),
+    /// Pauses or unpauses the current one.
+    Pause(bool),
+    /// Removes the current one.
+    Delete,
+}
+
+/// Applies `change` to the backfill of schedule trigger `trigger_id` of a flow, with a version
+/// condition (re-read on a conflict); the backfill as it now stands. A 404 when the trigger has
+/// no schedule entry (not a schedule, or disabled in its source), a 422 to pause, unpause or
+/// delete a backfill that is not there.
+pub(crate) async fn set_backfill(
+    app: &App,
+    tenant: &str,
+    namespace: &str,
+    flow_id: &str,
+    trigger_id: &str,
+    change: BackfillChange,
+) -> ApiResult<Option<Backfill>> {
+    let key = entry_key(tenant, namespace, flow_id, trigger_id)?;
+    loop {
+        let object = match app.store.get(&key).await {
+            Ok(o) => o,
+            Err(e) if e.is_not_found() => {
+                return Err(ApiError::not_found(format!(
+                    "flow {namespace}.{flow_id} has no enabled schedule trigger {trigger_id}: only Schedule triggers backfill"
+                )));
+            }
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        let mut entry: Entry = serde_json::from_slice(&object.bytes).map_err(ApiError::internal)?;
+        match &change {
+            BackfillChange::Set(b) => entry.backfill = Some(b.clone()),
+            BackfillChange::Pause(paused) => match entry.backfill.as_mut() {
+                Some(b) => b.paused = *paused,
+                None => return Err(no_backfill(namespace, flow_id, trigger_id)),
+            },
+            BackfillChange::Delete => {
+                if entry.backfill.take().is_none() {
+                    return Err(no_backfill(namespace, flow_id, trigger_id));
+                }
+            }
+        }
+        let bytes = serde_json::to_vec(&entry).map_err(ApiError::internal)?;
+        match app
+            .store
+            .put(
+                &key,
+                Bytes::from(bytes),
+                Condition::IfVersion(object.version),
+            )
+            .await
+        {
+            Ok(_) => return Ok(entry.backfill),
+            // a tick moved it on meanwhile: apply the change to what it wrote
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(ApiError::internal(e)),
+        }
+    }
+}
+
+fn no_backfill(namespace: &str, flow_id: &str, trigger_id: &str) -> ApiError {
+    ApiError::unprocessable(format!(
+        "trigger {trigger_id} of flow {namespace}.{flow_id} has no backfill"
+    ))
+}
+
+/// The backfills of a flow's schedule triggers, by trigger id.
+pub(crate) async fn backfills_of(
+    app: &App,
+    tenant: &str,
+    namespace: &str,
+    flow_id: &str,
+) -> ApiResult<std::collections::HashMap<String, Backfill>> {
+    let mut out = std::collections::HashMap::new();
+    let listed = app
+        .store
+        .list_all(&flow_prefix(tenant, namespace, flow_id))
+        .await
+        .map_err(ApiError::internal)?;
+    for l in listed {
+        let object = match app.store.get(&l.key).await {
+            Ok(o) => o,
+            Err(e) if e.is_not_found() => continue,
+            Err(e) => return Err(ApiError::internal(e)),
+        };
+        if let Ok(entry) = serde_json::from_slice::<Entry>(&object.bytes)
+            && let Some(b) = entry.backfill
+        {
+            out.insert(entry.trigger.id, b);
+        }
+    }
+    Ok(out)
 }

@@ -12,6 +12,10 @@
 //!   flow and trigger id, each with its `abstractTrigger` (id, type) beside its context.
 //! - `POST /triggers/set-disabled/by-query` (the same filters, and `disabled=true|false`): sets
 //!   every trigger the search finds, answers `{"count": n}`.
+//! - Backfill of a Schedule trigger: `PUT /triggers` with `backfill` (`start`, `end`, `inputs`,
+//!   `labels`, `paused`) sets it; `POST /triggers/backfill/pause`, `/unpause` and `/delete` with
+//!   the trigger (`namespace`, `flowId`, `triggerId`) change it. The ticks fire its dates (see
+//!   [`super::schedules`]); a trigger answers its `backfill` while it is not done.
 //!
 //! A trigger is answered as Kestra's trigger context: `namespace`, `flowId`, `triggerId`,
 //! `disabled` (in the source or at run time: `disabled: true` in the source always wins) and
@@ -30,6 +34,7 @@ use weft_store::repo::{FlowRepo, RepoError, ToggleRepo, TriggerToggle};
 use super::App;
 use super::error::{ApiError, ApiResult};
 use super::inputs::query_value;
+use super::schedules::{self, Backfill, BackfillChange};
 use super::tenant::Tenant;
 
 /// The latest revision of a flow, parsed; a 404 when there is none (or it is not valid any more).
@@ -66,6 +71,17 @@ fn trigger_json(
     })
 }
 
+/// Adds `backfill` to a trigger's JSON when it has one.
+fn with_backfill(mut trigger: JsonValue, backfill: Option<&Backfill>) -> JsonValue {
+    if let (Some(b), Some(obj)) = (backfill, trigger.as_object_mut()) {
+        obj.insert(
+            "backfill".into(),
+            serde_json::to_value(b).unwrap_or(JsonValue::Null),
+        );
+    }
+    trigger
+}
+
 /// The largest page `size`.
 const MAX_PAGE_SIZE: usize = 1_000;
 
@@ -96,17 +112,19 @@ pub(crate) async fn for_flow(
     let store = tenant.store(&app.store)?;
     let flow = load_flow(&app, &FlowRepo::new(store.clone()), &namespace, &flow_id).await?;
     let toggles = ToggleRepo::new(store).list(&namespace, &flow_id).await?;
+    let backfills = schedules::backfills_of(&app, &tenant.0, &namespace, &flow_id).await?;
     let all: Vec<JsonValue> = flow
         .triggers
         .iter()
         .map(|t| {
-            trigger_json(
+            let json = trigger_json(
                 &namespace,
                 &flow_id,
                 &t.id,
                 t.disabled || flow.disabled,
                 toggles.get(&t.id),
-            )
+            );
+            with_backfill(json, backfills.get(&t.id))
         })
         .collect();
     let total = all.len();
@@ -179,16 +197,49 @@ pub(crate) async fn update(
     body: Bytes,
 ) -> ApiResult<Json<JsonValue>> {
     let body = parse_body(&body)?;
-    if body.get("backfill").is_some_and(|b| !b.is_null()) {
-        return Err(ApiError::unprocessable(
-            "`backfill` is not supported by weft; only `disabled` can be set",
-        ));
-    }
     let namespace = field(&body, "namespace", "")?;
     let flow_id = field(&body, "flowId", "")?;
     let trigger_id = field(&body, "triggerId", "")?;
-    let disabled = disabled_field(&body, "")?;
-    let out = set_one(&app, &tenant, namespace, flow_id, trigger_id, disabled).await?;
+    let backfill = match body.get("backfill") {
+        None | Some(JsonValue::Null) => None,
+        Some(b) => Some(parse_backfill(b)?),
+    };
+    // `disabled` may be left out when the call sets a backfill
+    let disabled = match (body.get("disabled"), &backfill) {
+        (None | Some(JsonValue::Null), Some(_)) => None,
+        _ => Some(disabled_field(&body, "")?),
+    };
+    let mut out = match disabled {
+        Some(d) => set_one(&app, &tenant, namespace, flow_id, trigger_id, d).await?,
+        None => {
+            let store = tenant.store(&app.store)?;
+            let flow = load_flow(&app, &FlowRepo::new(store.clone()), namespace, flow_id).await?;
+            let toggle = ToggleRepo::new(store)
+                .list(namespace, flow_id)
+                .await?
+                .remove(trigger_id);
+            let in_source = flow.disabled
+                || flow
+                    .triggers
+                    .iter()
+                    .find(|t| t.id == trigger_id)
+                    .is_some_and(|t| t.disabled);
+            trigger_json(namespace, flow_id, trigger_id, in_source, toggle.as_ref())
+        }
+    };
+    if let Some(b) = backfill {
+        let set = schedules::set_backfill(
+            &app,
+            &tenant.0,
+            namespace,
+            flow_id,
+            trigger_id,
+            BackfillChange::Set(b),
+        )
+        .await?;
+        tracing::info!(%namespace, flow = %flow_id, trigger = %trigger_id, "backfill set");
+        out = with_backfill(out, set.as_ref());
+    }
     Ok(Json(out))
 }
 
@@ -380,4 +431,116 @@ pub(crate) async fn set_disabled_by_query(
         }
     }
     Ok(Json(json!({ "count": count })))
+}
+
+/// A `backfill` of a `PUT /triggers` body; `end` defaults to now, as in Kestra.
+fn parse_backfill(b: &JsonValue) -> ApiResult<Backfill> {
+    let bad = |m: String| ApiError::unprocessable(format!("backfill: {m}"));
+    let date = |name: &str| -> ApiResult<Option<chrono::DateTime<Utc>>> {
+        match b.get(name) {
+            None | Some(JsonValue::Null) => Ok(None),
+            Some(JsonValue::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
+                .map(|d| Some(d.with_timezone(&Utc)))
+                .map_err(|e| {
+                    bad(format!(
+                        "`{name}` is not an ISO-8601 date-time with an offset ({e}): `{s}`"
+                    ))
+                }),
+            Some(other) => Err(bad(format!(
+                "`{name}` must be a date-time string, got {other}"
+            ))),
+        }
+    };
+    let now = Utc::now();
+    let start = date("start")?.ok_or_else(|| bad("`start` is required".into()))?;
+    let end = date("end")?.unwrap_or(now);
+    if end < start {
+        return Err(bad(format!("`end` ({end}) is before `start` ({start})")));
+    }
+    let inputs = match b.get("inputs") {
+        None | Some(JsonValue::Null) => serde_json::Map::new(),
+        Some(JsonValue::Object(m)) => m.clone(),
+        Some(other) => return Err(bad(format!("`inputs` must be an object, got {other}"))),
+    };
+    let labels = match b.get("labels") {
+        None | Some(JsonValue::Null) => Vec::new(),
+        Some(l) => serde_json::from_value::<weft_flow::model::Labels>(l.clone())
+            .map(|l| l.0)
+            .map_err(|e| bad(format!("`labels`: {e}")))?,
+    };
+    let paused = match b.get("paused") {
+        None | Some(JsonValue::Null) => false,
+        Some(JsonValue::Bool(p)) => *p,
+        Some(other) => return Err(bad(format!("`paused` must be a boolean, got {other}"))),
+    };
+    Ok(Backfill {
+        start,
+        end,
+        current_date: start,
+        paused,
+        inputs,
+        labels,
+        set_at: now,
+    })
+}
+
+/// `POST /triggers/backfill/{pause|unpause|delete}`: the trigger as it now stands.
+async fn change_backfill(
+    app: &App,
+    tenant: &Tenant,
+    body: &Bytes,
+    change: BackfillChange,
+) -> ApiResult<Json<JsonValue>> {
+    let body = parse_body(body)?;
+    let namespace = field(&body, "namespace", "")?;
+    let flow_id = field(&body, "flowId", "")?;
+    let trigger_id = field(&body, "triggerId", "")?;
+    let store = tenant.store(&app.store)?;
+    let flow = load_flow(app, &FlowRepo::new(store.clone()), namespace, flow_id).await?;
+    let Some(trigger) = flow.triggers.iter().find(|t| t.id == trigger_id) else {
+        return Err(ApiError::not_found(format!(
+            "flow {namespace}.{flow_id} has no trigger {trigger_id}"
+        )));
+    };
+    let backfill =
+        schedules::set_backfill(app, &tenant.0, namespace, flow_id, trigger_id, change).await?;
+    let toggle = ToggleRepo::new(store)
+        .list(namespace, flow_id)
+        .await?
+        .remove(trigger_id);
+    let json = trigger_json(
+        namespace,
+        flow_id,
+        trigger_id,
+        trigger.disabled || flow.disabled,
+        toggle.as_ref(),
+    );
+    Ok(Json(with_backfill(json, backfill.as_ref())))
+}
+
+/// `POST /triggers/backfill/pause`.
+pub(crate) async fn pause_backfill(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    body: Bytes,
+) -> ApiResult<Json<JsonValue>> {
+    change_backfill(&app, &tenant, &body, BackfillChange::Pause(true)).await
+}
+
+/// `POST /triggers/backfill/unpause`.
+pub(crate) async fn unpause_backfill(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    body: Bytes,
+) -> ApiResult<Json<JsonValue>> {
+    change_backfill(&app, &tenant, &body, BackfillChange::Pause(false)).await
+}
+
+/// `POST /triggers/backfill/delete`.
+pub(crate) async fn delete_backfill(
+    State(app): State<Arc<App>>,
+    tenant: Tenant,
+    body: Bytes,
+) -> ApiResult<Json<JsonValue>> {
+    change_backfill(&app, &tenant, &body, BackfillChange::Delete).await
 }
