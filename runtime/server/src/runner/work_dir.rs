@@ -7,6 +7,10 @@
 //!   content, rendered; a `kestra:///` URI is copied from internal storage).
 //! - After each successful task: the files matching its `outputFiles` globs are uploaded and
 //!   become the WorkingDirectory task run's `outputFiles` output (name -> URI).
+//! - `cache` (`patterns`, `ttl`): before its first task, the files of the last cache of this
+//!   WorkingDirectory task (one tar archive per namespace, flow and task in the store,
+//!   `wd-cache/{namespace}/{flowId}/{taskId}.tar`) are put back, unless older than `ttl`; after
+//!   each successful task, the files matching `patterns` are saved as the new cache.
 //! - When the execution ends, its folders are removed.
 //!
 //! A WorkingDirectory whose driver died mid-way cannot go on elsewhere: its folder is gone, and
@@ -14,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 use weft_executor::{RunTask, WorkingDirectory};
 use weft_flow::expr::{Context, Renderer};
@@ -64,6 +68,9 @@ impl WorkDirs {
             std::fs::remove_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         }
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+        if let Some(cache) = Cache::of(wd)? {
+            cache.restore(files, wd, &dir).await?;
+        }
         let render = |template: &str| {
             let ctx = Context {
                 vars: &task.context,
@@ -122,6 +129,9 @@ impl WorkDirs {
         let Some(wd) = &task.working_directory else {
             return Ok(Map::new());
         };
+        if let Some(cache) = Cache::of(wd)? {
+            cache.save(files, wd, dir).await?;
+        }
         let globs: Vec<String> = match wd.properties.get("outputFiles") {
             Some(Json::Array(items)) => items
                 .iter()
@@ -160,6 +170,131 @@ impl WorkDirs {
         {
             tracing::warn!(dir = %dir.display(), error = %e, "could not remove a working directory");
         }
+    }
+}
+
+/// A WorkingDirectory's `cache`.
+struct Cache {
+    patterns: Vec<String>,
+    ttl: Option<chrono::TimeDelta>,
+}
+
+/// The first entry of a cache archive: when it was saved.
+const CACHE_STAMP: &str = ".weft-cache-saved-at";
+
+impl Cache {
+    /// The `cache` of `wd`, if it has one; an error names what is wrong in it.
+    fn of(wd: &WorkingDirectory) -> Result<Option<Cache>, String> {
+        let Some(cache) = wd.properties.get("cache").filter(|c| !c.is_null()) else {
+            return Ok(None);
+        };
+        let patterns = match cache.get("patterns") {
+            Some(Json::Array(p)) => p
+                .iter()
+                .map(|g| {
+                    g.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| format!("cache.patterns: {g} is not a glob string"))
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err("cache.patterns is required (a list of globs)".into()),
+        };
+        let ttl = match cache.get("ttl").and_then(Json::as_str) {
+            None => None,
+            Some(t) => Some(
+                weft_flow::duration::parse(t)
+                    .map_err(|e| format!("cache.ttl: {e}"))?
+                    .to_chrono(),
+            ),
+        };
+        Ok(Some(Cache { patterns, ttl }))
+    }
+
+    fn key(files: &ExecutionFiles, wd: &WorkingDirectory) -> Result<weft_store::Key, String> {
+        weft_store::Key::new(format!(
+            "wd-cache/{}/{}/{}.tar",
+            files.namespace(),
+            files.flow_id(),
+            wd.task_id
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    /// Puts the saved files back in `dir`, unless there is none or it expired.
+    async fn restore(
+        &self,
+        files: &ExecutionFiles,
+        wd: &WorkingDirectory,
+        dir: &Path,
+    ) -> Result<(), String> {
+        let key = Cache::key(files, wd)?;
+        let bytes = match files.store().get(&key).await {
+            Ok(o) => o.bytes,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(format!("cache: {e}")),
+        };
+        let mut archive = tar::Archive::new(&bytes[..]);
+        let mut entries = archive.entries().map_err(|e| format!("cache: {e}"))?;
+        let saved_at = entries
+            .next()
+            .and_then(|first| {
+                let mut first = first.ok()?;
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut first, &mut text).ok()?;
+                DateTime::parse_from_rfc3339(text.trim()).ok()
+            })
+            .ok_or("cache: the archive has no date: it is not one weft wrote")?;
+        if self
+            .ttl
+            .is_some_and(|ttl| saved_at.with_timezone(&Utc) + ttl < Utc::now())
+        {
+            tracing::debug!(task = %wd.task_id, "WorkingDirectory cache expired: not restored");
+            return Ok(());
+        }
+        for entry in entries {
+            let mut entry = entry.map_err(|e| format!("cache: {e}"))?;
+            // `unpack_in` refuses paths that leave `dir`
+            entry
+                .unpack_in(dir)
+                .map_err(|e| format!("cache: restoring a file: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Saves the files of `dir` matching the patterns as the cache.
+    async fn save(
+        &self,
+        files: &ExecutionFiles,
+        wd: &WorkingDirectory,
+        dir: &Path,
+    ) -> Result<(), String> {
+        let mut builder = tar::Builder::new(Vec::new());
+        let stamp = Utc::now().to_rfc3339();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(stamp.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, CACHE_STAMP, stamp.as_bytes())
+            .map_err(|e| format!("cache: {e}"))?;
+        for name in local_files(dir)? {
+            if self.patterns.iter().any(|g| glob_matches(g, &name)) {
+                builder
+                    .append_path_with_name(dir.join(&name), &name)
+                    .map_err(|e| format!("cache: {name}: {e}"))?;
+            }
+        }
+        let bytes = builder.into_inner().map_err(|e| format!("cache: {e}"))?;
+        files
+            .store()
+            .put(
+                &Cache::key(files, wd)?,
+                bytes.into(),
+                weft_store::Condition::None,
+            )
+            .await
+            .map_err(|e| format!("cache: {e}"))?;
+        Ok(())
     }
 }
 
@@ -231,6 +366,50 @@ mod tests {
         assert!(!glob_matches("*", "out/stay.txt"));
         assert!(glob_matches("**/*.txt", "out/deep/stay.txt"));
         assert!(glob_matches("output.txt", "output.txt"));
+    }
+
+    fn wd(cache: Json) -> WorkingDirectory {
+        WorkingDirectory {
+            task_run_id: "run1".into(),
+            task_id: "work".into(),
+            first: true,
+            properties: Map::from_iter([("cache".to_string(), cache)]),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cache_keeps_the_matching_files_until_its_ttl() {
+        let store: weft_store::DynStore = std::sync::Arc::new(weft_store::MemoryStore::new());
+        let files = ExecutionFiles::new(store.clone(), "ns", "flow", "exec1").unwrap();
+        let wd = wd(serde_json::json!({"patterns": ["*.txt", "deps/**"], "ttl": "PT1H"}));
+        let cache = Cache::of(&wd).unwrap().unwrap();
+        let first = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(first.path().join("deps/a")).unwrap();
+        std::fs::write(first.path().join("hello.txt"), "hi").unwrap();
+        std::fs::write(first.path().join("deps/a/lib.js"), "x").unwrap();
+        std::fs::write(first.path().join("build.log"), "not cached").unwrap();
+        cache.save(&files, &wd, first.path()).await.unwrap();
+
+        let second = tempfile::tempdir().unwrap();
+        cache.restore(&files, &wd, second.path()).await.unwrap();
+        assert_eq!(
+            local_files(second.path()).unwrap(),
+            ["deps/a/lib.js", "hello.txt"]
+        );
+        assert_eq!(
+            std::fs::read_to_string(second.path().join("hello.txt")).unwrap(),
+            "hi"
+        );
+
+        // past its ttl, nothing comes back
+        let short = Cache {
+            ttl: Some(chrono::TimeDelta::zero() - chrono::TimeDelta::seconds(1)),
+            ..cache
+        };
+        let third = tempfile::tempdir().unwrap();
+        short.restore(&files, &wd, third.path()).await.unwrap();
+        assert!(local_files(third.path()).unwrap().is_empty());
+        assert!(Cache::of(&self::wd(serde_json::json!({"ttl": "PT1H"}))).is_err());
     }
 
     #[test]

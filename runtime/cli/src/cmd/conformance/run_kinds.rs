@@ -155,6 +155,8 @@ pub(crate) fn setup_globals(raw: &Json) -> Result<Map<String, Json>, String> {
             "globals" => {
                 globals.insert("globals".into(), value.clone());
             }
+            // honoured by `prepare_store`
+            "workingDirectoryCache" => {}
             "kv" => {
                 return Err(
                     "setup `kv`: the namespace KV store is not supported by the in-process runner"
@@ -167,6 +169,32 @@ pub(crate) fn setup_globals(raw: &Json) -> Result<Map<String, Json>, String> {
         }
     }
     Ok(globals)
+}
+
+/// Brings a case's store to what its `setup` asks: `workingDirectoryCache: "absent for NS/FLOW
+/// task TASK"` removes that WorkingDirectory's cache (`wd-cache/NS/FLOW/TASK.tar`).
+pub(crate) async fn prepare_store(raw: &Json, store: &weft_store::DynStore) -> anyhow::Result<()> {
+    let Some(wanted) = raw
+        .pointer("/setup/workingDirectoryCache")
+        .and_then(Json::as_str)
+    else {
+        return Ok(());
+    };
+    let parsed = wanted
+        .strip_prefix("absent for ")
+        .and_then(|rest| rest.split_once(" task "))
+        .and_then(|(flow, task)| flow.split_once('/').map(|(ns, f)| (ns, f, task)));
+    let Some((namespace, flow_id, task_id)) = parsed else {
+        anyhow::bail!(
+            "setup workingDirectoryCache `{wanted}` is not `absent for NS/FLOW task TASK`"
+        );
+    };
+    let key = weft_store::Key::new(format!("wd-cache/{namespace}/{flow_id}/{task_id}.tar"))?;
+    match store.delete(&key, None).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The secrets of a case: its `setup.env` `SECRET_*` variables on top of the environment.
@@ -332,6 +360,7 @@ pub(crate) fn run(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     let sink = Arc::new(LogSink::default());
     inner.rt.block_on(async {
         let store = weft_store::open(&store_url).await?;
+        prepare_store(&raw, &store).await?;
         let runner = Runner::new(inner.engine.clone(), store, inner.renderer.clone(), catalog)
             .with_observer(sink.clone())
             .with_secrets(setup_secrets(&raw));

@@ -61,6 +61,7 @@ pub(crate) fn run(env: &mut Env, case: &Case) -> anyhow::Result<Outcome> {
     let sink = Arc::new(LogSink::default());
     inner.rt.block_on(async {
         let store = weft_store::open(&store_url).await?;
+        run_kinds::prepare_store(&raw, &store).await?;
         let runner = Runner::new(inner.engine.clone(), store, inner.renderer.clone(), catalog)
             .with_observer(sink.clone())
             .with_secrets(run_kinds::setup_secrets(&raw));
