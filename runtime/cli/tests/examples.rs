@@ -184,3 +184,42 @@ fn the_plugin_template_runs_in_a_flow() {
         .unwrap();
     assert_eq!(greet["outputs"]["greeting"], "Hello, Ada! Hello, Ada!");
 }
+
+/// Tasks nested in a flowable inside a WorkingDirectory share its folder too (the folder is made
+/// once, never wiped by a later task).
+#[test]
+fn a_working_directory_folder_is_shared_by_nested_tasks() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("nested.yaml");
+    std::fs::write(
+        &file,
+        r#"id: nested
+namespace: weft.tests
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - id: steps
+        type: io.kestra.plugin.core.flow.Sequential
+        tasks:
+          - id: write
+            type: io.kestra.plugin.core.storage.LocalFiles
+            inputs:
+              data.txt: written first
+          - id: read
+            type: io.kestra.plugin.core.storage.LocalFiles
+            outputs:
+              - data.txt
+"#,
+    )
+    .unwrap();
+    let (code, doc) = weft_run(&[file.to_str().unwrap()]);
+    assert_eq!((code, state(&doc)), (0, "SUCCESS"), "{doc:#}");
+    let read = doc["taskRunList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["taskId"] == "read")
+        .unwrap();
+    assert!(read["outputs"]["uris"]["data.txt"].is_string(), "{read:#}");
+}

@@ -382,6 +382,11 @@ impl Schedule {
         due
     }
 
+    /// The first date of the schedule strictly after `t`.
+    pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.after(t)
+    }
+
     /// The fires (and skips) of a backfill from `from` to `until` (both included), and the date
     /// the next call goes on from (`None`: the range is done).
     pub fn backfill(

@@ -1448,5 +1448,26 @@ async fn a_backfill_fires_the_dates_of_its_range_once_and_can_be_paused() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(err.to_string().contains("`end`"), "{err}");
+
+    // a range reaching into the future fires its past dates, then waits for the others
+    let now = chrono::Utc::now();
+    let start = (now - chrono::TimeDelta::days(2))
+        .format("%Y-%m-%dT00:00:00Z")
+        .to_string();
+    let end = (now + chrono::TimeDelta::days(3)).to_rfc3339();
+    let (status, t) = send(put(json!({"start": start, "end": end}))).await;
+    assert_eq!(status, StatusCode::OK, "{t}");
+    tick(&s).await;
+    let fired = daily_runs(&s).await.len() - 5;
+    assert!((2..=3).contains(&fired), "only past nights fire: {fired}");
+    let (_, listed) = s
+        .json(reqwest::Method::GET, "/api/v1/triggers/company.team/daily")
+        .await;
+    let next = listed["results"][0]["backfill"]["currentDate"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .to_string();
+    let next = chrono::DateTime::parse_from_rfc3339(&next).unwrap();
+    assert!(next > now, "the backfill waits for its next date: {listed}");
     s.stop().await;
 }

@@ -59,7 +59,10 @@ impl ExprHost for Secrets {
 /// would blank out common text and tell more than it hides.
 pub fn mask(line: &str, revealed: &[String]) -> String {
     let mut out = line.to_string();
-    for value in revealed.iter().filter(|v| v.chars().count() >= 3) {
+    // the longest first: a secret that starts another one must not leave the other's end
+    let mut values: Vec<&String> = revealed.iter().filter(|v| v.chars().count() >= 3).collect();
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    for value in values {
         if out.contains(value.as_str()) {
             out = out.replace(value.as_str(), "***");
         }
@@ -94,5 +97,7 @@ mod tests {
     fn revealed_values_are_masked() {
         let revealed = vec!["hunter2".to_string(), "ab".to_string()];
         assert_eq!(mask("password hunter2, ab", &revealed), "password ***, ab");
+        let nested = vec!["abc".to_string(), "abcdef".to_string()];
+        assert_eq!(mask("key abcdef", &nested), "key ***");
     }
 }

@@ -90,12 +90,22 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
-            "# HELP weft_attempt_dispatch_fallbacks_total Attempts whose dispatch to the pool failed and that ran in this process instead, by reason (connect, timeout, transport, status, answer).\n# TYPE weft_attempt_dispatch_fallbacks_total counter"
+            "# HELP weft_attempt_dispatch_fallbacks_total Attempts the pool could not have run (connection refused, 429, 503, a 4xx refusal) that ran in this process instead, by reason.\n# TYPE weft_attempt_dispatch_fallbacks_total counter"
         );
         for (reason, n) in self.dispatch.fallbacks() {
             let _ = writeln!(
                 out,
                 "weft_attempt_dispatch_fallbacks_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP weft_attempt_dispatch_lost_total Attempts sent to the pool whose answer was lost (a timeout, a reset after sending, a 5xx): they fail rather than run twice, by reason.\n# TYPE weft_attempt_dispatch_lost_total counter"
+        );
+        for (reason, n) in self.dispatch.lost() {
+            let _ = writeln!(
+                out,
+                "weft_attempt_dispatch_lost_total{{reason=\"{reason}\"}} {n}"
             );
         }
         let _ = writeln!(

@@ -136,11 +136,8 @@ pub(crate) async fn sync(
             Err(e) if e.is_not_found() => None,
             Err(e) => return Err(ApiError::internal(e)),
         };
-        let same = stored
-            .as_ref()
-            .and_then(|o| serde_json::from_slice::<Entry>(&o.bytes).ok())
-            .is_some_and(|e| e.trigger == *trigger);
-        if same {
+        let stored = stored.and_then(|o| serde_json::from_slice::<Entry>(&o.bytes).ok());
+        if stored.as_ref().is_some_and(|e| e.trigger == *trigger) {
             continue;
         }
         let entry = Entry {
@@ -149,7 +146,8 @@ pub(crate) async fn sync(
             flow_id: flow_id.to_string(),
             trigger: trigger.clone(),
             state: schedule.first_state(now),
-            backfill: None,
+            // a backfill not done goes on with the trigger as now written
+            backfill: stored.and_then(|e| e.backfill),
         };
         let bytes = serde_json::to_vec(&entry).map_err(ApiError::internal)?;
         store
@@ -197,11 +195,23 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
         };
         let due = schedule.due(&entry.state, now, &app.setup.renderer);
         // the backfill's dates, and where it goes on from (None: done)
+        // (a range reaching into the future fires its dates as they come: up to now, then it
+        // waits at the next date until its `end` has passed)
         let backfill = entry
             .backfill
             .as_ref()
-            .filter(|b| !b.paused)
-            .map(|b| schedule.backfill(b.current_date, b.end, now, &app.setup.renderer));
+            .filter(|b| !b.paused && b.current_date <= now)
+            .map(|b| {
+                let (due, left) =
+                    schedule.backfill(b.current_date, b.end.min(now), now, &app.setup.renderer);
+                let left = left.or_else(|| {
+                    (b.end > now)
+                        .then(|| schedule.next_after(now))
+                        .flatten()
+                        .filter(|next| *next <= b.end)
+                });
+                (due, left)
+            });
         for skip in &due.skipped {
             match &skip.error {
                 Some(e) => tracing::error!(

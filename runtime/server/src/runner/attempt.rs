@@ -99,7 +99,7 @@ impl Worker {
         let (request, expr_host) = self.request(&files, task);
         let work_dir = self.work_dirs.prepare(task, &self.renderer, &files).await;
         let outcome = match &work_dir {
-            Ok(Some(dir)) => self.engine.run_attempt(request.with_work_dir(dir)).await,
+            Ok(Some((dir, _))) => self.engine.run_attempt(request.with_work_dir(dir)).await,
             Ok(None) => self.engine.run_attempt(request).await,
             Err(message) => weft_engine::AttemptOutcome::not_run(
                 weft_engine::AttemptFailure::Instantiate(message.clone()),
@@ -109,6 +109,13 @@ impl Worker {
         let mut lines: Vec<Line> = Vec::with_capacity(outcome.logs.len() + 1);
         // secret values the task's expressions revealed never reach its logs (as Kestra masks them)
         let revealed = expr_host.revealed();
+        if let Ok(Some((_, Some(warning)))) = &work_dir {
+            logs.push("WARN", warning);
+            lines.push(Line {
+                level: "WARN".to_string(),
+                message: warning.clone(),
+            });
+        }
         for l in &outcome.logs {
             let message = mask_secrets(&l.message, &revealed);
             logs.push_at(l.timestamp_ms, l.level.as_str(), &message);
@@ -118,6 +125,8 @@ impl Worker {
             });
         }
         let mut error = |logs: &mut AttemptLogs, message: String| {
+            // an error may quote a rendered value
+            let message = mask_secrets(&message, &revealed);
             logs.push("ERROR", &message);
             lines.push(Line {
                 level: "ERROR".to_string(),
@@ -153,7 +162,7 @@ impl Worker {
             }
         };
         let mut working_directory_outputs = Map::new();
-        if let (Ok(Some(dir)), State::Success) = (&work_dir, state) {
+        if let (Ok(Some((dir, _))), State::Success) = (&work_dir, state) {
             match self.work_dirs.collect(task, dir, &files).await {
                 Ok(wd_outputs) => working_directory_outputs = wd_outputs,
                 Err(message) => {

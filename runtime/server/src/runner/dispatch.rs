@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use tokio::sync::mpsc;
 use weft_executor::{RunTask, WorkerResult};
+use weft_store::repo::ExecutionFiles;
 
 use super::attempt::{AttemptBody, Worker};
 use super::{Finished, Live, Runner};
@@ -66,6 +67,7 @@ impl std::fmt::Debug for Credentials {
 pub struct DispatchCounters {
     dispatched: AtomicU64,
     fallbacks: Mutex<BTreeMap<&'static str, u64>>,
+    lost: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl DispatchCounters {
@@ -87,6 +89,18 @@ impl DispatchCounters {
     /// Counts an attempt run here after its dispatch failed for `reason`.
     pub(crate) fn count_fallback(&self, reason: &'static str) {
         if let Ok(mut m) = self.fallbacks.lock() {
+            *m.entry(reason).or_default() += 1;
+        }
+    }
+
+    /// Attempts sent to the pool whose answer was lost (failed, not run again here), by reason.
+    pub fn lost(&self) -> BTreeMap<&'static str, u64> {
+        self.lost.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Counts an attempt sent to the pool whose answer was lost for `reason`.
+    pub(crate) fn count_lost(&self, reason: &'static str) {
+        if let Ok(mut m) = self.lost.lock() {
             *m.entry(reason).or_default() += 1;
         }
     }
@@ -124,6 +138,22 @@ pub enum DispatchError {
 }
 
 impl DispatchError {
+    /// Whether the pool may have run (or be running) the attempt: the request may have reached
+    /// it. Only when it cannot have does the attempt run here instead; otherwise running it here
+    /// too could run it twice.
+    pub fn may_have_run(&self) -> bool {
+        match self {
+            DispatchError::Transport { source, .. } => !source.is_connect(),
+            // refused before running: busy, unavailable, or the request was refused
+            DispatchError::Status { status, .. } => {
+                !(status.as_u16() == 429
+                    || status.as_u16() == 503
+                    || (status.is_client_error() && status.as_u16() != 408))
+            }
+            DispatchError::Answer { .. } => true,
+        }
+    }
+
     /// The reason, as the fallback metric labels it: `connect`, `timeout`, `transport`,
     /// `status` or `answer`.
     pub fn reason(&self) -> &'static str {
@@ -305,6 +335,20 @@ impl Runner {
                             http.counters.count_dispatched();
                             Some(result)
                         }
+                        Err(e) if e.may_have_run() => {
+                            // the pool may have run it: running it here too could run it
+                            // twice, so it fails and the task's retry policy decides
+                            tracing::warn!(
+                                execution = %task.execution_id,
+                                task = %task.task_id,
+                                attempt = task.attempt,
+                                reason = e.reason(),
+                                error = %e,
+                                "the attempt was sent to the pool but its answer was lost; it fails"
+                            );
+                            http.counters.count_lost(e.reason());
+                            Some(lost_answer(&worker, &files, &task, &e).await)
+                        }
                         Err(e) => {
                             tracing::warn!(
                                 execution = %task.execution_id,
@@ -345,5 +389,65 @@ impl Runner {
                 result,
             });
         })
+    }
+}
+
+/// The result of an attempt sent to the pool whose answer was lost: FAILED, with the reason in
+/// its logs.
+async fn lost_answer(
+    worker: &Worker,
+    files: &ExecutionFiles,
+    task: &RunTask,
+    e: &DispatchError,
+) -> WorkerResult {
+    let message = format!(
+        "the attempt was sent to the pool but its answer was lost ({e}); it is not run again here, so it fails and the task's retry policy applies"
+    );
+    let mut logs = super::logs::AttemptLogs::new(files.namespace(), files.flow_id(), task);
+    logs.push("ERROR", &message);
+    if let Err(e) = logs
+        .store(&weft_store::repo::LogRepo::new(worker.store.clone()))
+        .await
+    {
+        tracing::warn!(error = %e, "could not store the attempt's logs");
+    }
+    WorkerResult {
+        task_run_id: task.task_run_id.clone(),
+        attempt: task.attempt,
+        state: weft_executor::State::Failed,
+        outputs: Default::default(),
+        metrics: Vec::new(),
+        log_file: None,
+        working_directory_outputs: Default::default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(code: u16) -> DispatchError {
+        DispatchError::Status {
+            url: "http://pool".into(),
+            status: reqwest::StatusCode::from_u16(code).unwrap(),
+            answer: String::new(),
+        }
+    }
+
+    #[test]
+    fn only_an_attempt_the_pool_cannot_have_run_runs_here() {
+        // refused before running: run here
+        for code in [400, 401, 403, 404, 413, 422, 429, 503] {
+            assert!(!status(code).may_have_run(), "{code}");
+        }
+        // the request may have reached a worker: never run it twice
+        for code in [408, 500, 502, 504] {
+            assert!(status(code).may_have_run(), "{code}");
+        }
+        let answer = DispatchError::Answer {
+            url: "http://pool".into(),
+            reason: "not json".into(),
+        };
+        assert!(answer.may_have_run());
     }
 }

@@ -173,7 +173,9 @@ impl Session<'_> {
             labels: &exec.labels,
             outputs: exec.outputs.as_ref(),
             context: &context,
-            now: Utc::now(),
+            // the end, not the time of this call: a takeover that fires them again later sees
+            // the conditions as they were
+            now: exec.state.end_date.unwrap_or_else(Utc::now),
         };
         let mut fired = Vec::new();
         for l in listeners.iter() {

@@ -142,6 +142,12 @@ fn batching(batch: Option<Json>) -> Result<Batching, String> {
         )
     } else if let Some(v) = set("partitions") {
         let n = count("partitions", v)?;
+        // one open local file per partition while splitting
+        if n > MAX_PARTITIONS {
+            return Err(format!(
+                "`batch.partitions` is {n}, more than the {MAX_PARTITIONS} weft splits a file into"
+            ));
+        }
         Cut::Partitions(
             usize::try_from(n).map_err(|_| format!("`batch.partitions` {n} is too large"))?,
         )
@@ -261,6 +267,9 @@ async fn split(source: &str, batching: &Batching, target: &Target) -> Result<Vec
         }
     }
 }
+
+/// The most partitions a split makes.
+const MAX_PARTITIONS: u64 = 10_000;
 
 /// Deals the lines out to `n` partitions in turn, through temporary local files, then uploads
 /// the non-empty ones.
@@ -595,6 +604,7 @@ mod tests {
         assert!(err(json!({"rows": 0})).starts_with("`batch.rows`"));
         assert!(err(json!({"rows": "many"})).starts_with("`batch.rows`"));
         assert!(err(json!({"partitions": -1})).starts_with("`batch.partitions`"));
+        assert!(err(json!({"partitions": 1_000_000_000u64})).contains("more than the 10000"));
         assert!(err(json!({"bytes": "lots"})).starts_with("`batch.bytes`"));
         assert!(err(json!({"bytes": 0})).starts_with("`batch.bytes`"));
         assert!(err(json!({"row": 2})).starts_with("`batch.row` is not a batch option"));

@@ -13,8 +13,9 @@
 //!   each successful task, the files matching `patterns` are saved as the new cache.
 //! - When the execution ends, its folders are removed.
 //!
-//! A WorkingDirectory whose driver died mid-way cannot go on elsewhere: its folder is gone, and
-//! its next task fails saying so.
+//! A WorkingDirectory whose driver died mid-way cannot take its files elsewhere: its next task
+//! starts from a fresh folder (cache and `inputFiles` only), with a warning in its logs. Files are
+//! read back beneath the folder without following symlinks.
 
 use std::path::{Path, PathBuf};
 
@@ -43,30 +44,30 @@ impl WorkDirs {
         self.root.join(execution_id).join(&wd.task_run_id)
     }
 
-    /// The folder of `task`'s WorkingDirectory, set up when `task` is its first (a fresh folder
-    /// with its `inputFiles`); `None` for a task outside any WorkingDirectory.
+    /// The folder of `task`'s WorkingDirectory, made when this process has none yet (with the
+    /// WorkingDirectory's cache and `inputFiles`), and a warning for the task's logs when it had
+    /// to be made for a task that is not the first (its driver changed, or the execution was
+    /// restarted: the files of the tasks before are not there); `None` outside a
+    /// WorkingDirectory.
     pub(crate) async fn prepare(
         &self,
         task: &RunTask,
         renderer: &Renderer,
         files: &ExecutionFiles,
-    ) -> Result<Option<PathBuf>, String> {
+    ) -> Result<Option<(PathBuf, Option<String>)>, String> {
         let Some(wd) = &task.working_directory else {
             return Ok(None);
         };
         let dir = self.dir(&task.execution_id, wd);
-        if !wd.first {
-            if !dir.is_dir() {
-                return Err(format!(
-                    "the working directory of `{}` is gone (the process that ran its first tasks ended): run the execution again, or restart it",
-                    wd.task_id
-                ));
-            }
-            return Ok(Some(dir));
+        if dir.is_dir() {
+            return Ok(Some((dir, None)));
         }
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
-        }
+        let warning = (!wd.first).then(|| {
+            format!(
+                "the working directory of `{}` was not on this host (the process that ran its earlier tasks ended, or the execution was restarted): this task starts from a fresh one, without the files of the tasks before it",
+                wd.task_id
+            )
+        });
         std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
         if let Some(cache) = Cache::of(wd)? {
             cache.restore(files, wd, &dir).await?;
@@ -80,11 +81,16 @@ impl WorkDirs {
             };
             renderer.render(template, &ctx).map_err(|e| e.to_string())
         };
-        let inputs = match wd.properties.get("inputFiles") {
-            None | Some(Json::Null) => Map::new(),
-            Some(Json::Object(map)) => map.clone(),
+        // (name, content, whether they are templates still to render)
+        let inputs: Vec<(String, Json, bool)> = match wd.properties.get("inputFiles") {
+            None | Some(Json::Null) => Vec::new(),
+            Some(Json::Object(map)) => map
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone(), true))
+                .collect(),
+            // rendered once as a whole: the values it gives are data, not templates
             Some(Json::String(text)) => match serde_json::from_str(&render(text)?) {
-                Ok(Json::Object(map)) => map,
+                Ok(Json::Object(map)) => map.into_iter().map(|(k, v)| (k, v, false)).collect(),
                 _ => return Err("`inputFiles` must be a map of file name to content".into()),
             },
             Some(other) => {
@@ -93,11 +99,12 @@ impl WorkDirs {
                 ));
             }
         };
-        for (name, content) in inputs {
-            let name = render(&name)?;
+        for (name, content, templates) in inputs {
+            let name = if templates { render(&name)? } else { name };
             let path = inside(&dir, &name)?;
             let content = match content {
-                Json::String(text) => render(&text)?,
+                Json::String(text) if templates => render(&text)?,
+                Json::String(text) => text,
                 other => other.to_string(),
             };
             let bytes = if content.starts_with("kestra://") {
@@ -114,7 +121,7 @@ impl WorkDirs {
             }
             std::fs::write(&path, bytes).map_err(|e| io_error(&path, e))?;
         }
-        Ok(Some(dir))
+        Ok(Some((dir, warning)))
     }
 
     /// After a successful attempt of `task` in `dir`: uploads the files matching the
@@ -145,8 +152,7 @@ impl WorkDirs {
             if !globs.iter().any(|g| glob_matches(g, &name)) {
                 continue;
             }
-            let path = dir.join(&name);
-            let bytes = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+            let bytes = read_beneath(dir, &name)?;
             let uri = files
                 .uri_for(&format!("tasks/{}/{}/{name}", wd.task_id, wd.task_run_id))
                 .map_err(|e| format!("outputFiles `{name}`: {e}"))?;
@@ -279,8 +285,13 @@ impl Cache {
             .map_err(|e| format!("cache: {e}"))?;
         for name in local_files(dir)? {
             if self.patterns.iter().any(|g| glob_matches(g, &name)) {
+                let bytes = read_beneath(dir, &name)?;
+                let mut header = tar::Header::new_gnu();
+                header.set_size(bytes.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
                 builder
-                    .append_path_with_name(dir.join(&name), &name)
+                    .append_data(&mut header, &name, &bytes[..])
                     .map_err(|e| format!("cache: {name}: {e}"))?;
             }
         }
@@ -296,6 +307,31 @@ impl Cache {
             .map_err(|e| format!("cache: {e}"))?;
         Ok(())
     }
+}
+
+/// Reads the regular file `name` of the folder `dir` written by plugins, resolved beneath `dir`
+/// without following any symlink (a plugin may have replaced a file or a folder by a link to
+/// the host's files since it was listed).
+fn read_beneath(dir: &Path, name: &str) -> Result<Vec<u8>, String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let fail = |e: &dyn std::fmt::Display| format!("working directory: {name}: {e}");
+    let root = std::fs::File::open(dir).map_err(|e| io_error(dir, e))?;
+    let fd = rustix::fs::openat2(
+        &root,
+        name,
+        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+    )
+    .map_err(|e| fail(&e))?;
+    let mut file = std::fs::File::from(fd);
+    let meta = file.metadata().map_err(|e| fail(&e))?;
+    if !meta.is_file() {
+        return Err(fail(&"not a regular file"));
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| fail(&e))?;
+    Ok(bytes)
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> String {
@@ -410,6 +446,27 @@ mod tests {
         short.restore(&files, &wd, third.path()).await.unwrap();
         assert!(local_files(third.path()).unwrap().is_empty());
         assert!(Cache::of(&self::wd(serde_json::json!({"ttl": "PT1H"}))).is_err());
+    }
+
+    #[test]
+    fn files_are_read_beneath_the_folder_without_following_links() {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), "host file").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        std::fs::write(dir.path().join("sub/ok.txt"), "mine").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("abs.txt"))
+            .unwrap();
+        std::os::unix::fs::symlink(
+            "../../../../../../../etc/hostname",
+            dir.path().join("rel.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("linked")).unwrap();
+        assert_eq!(read_beneath(dir.path(), "sub/ok.txt").unwrap(), b"mine");
+        for bad in ["abs.txt", "rel.txt", "linked/secret", "../x", "sub"] {
+            assert!(read_beneath(dir.path(), bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
