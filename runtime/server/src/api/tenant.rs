@@ -43,6 +43,14 @@ impl Tenant {
                 self.0
             )));
         }
+        // `/api/v1/{resource}/...` is never read as a tenant: such a tenant could not be reached
+        if RESOURCES.contains(&self.0.as_str()) {
+            return Err(ApiError::bad_request(format!(
+                "invalid tenant `{}`: the name of an API resource ({}) cannot be a tenant",
+                self.0,
+                RESOURCES.join(", ")
+            )));
+        }
         let view = PrefixedStore::new(store.clone(), &format!("tenants/{}/", self.0))
             .map_err(|e| ApiError::bad_request(format!("invalid tenant `{}`: {e}", self.0)))?;
         Ok(std::sync::Arc::new(view))

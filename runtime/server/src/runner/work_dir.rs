@@ -1,7 +1,7 @@
 //! The scratch directories of WorkingDirectory tasks. Every task inside one WorkingDirectory task
 //! run gets the same host folder as its `/` (the engine grants nothing else), so a file one task
-//! writes is there for the next. The folder lives on the driving process's disk:
-//! `{temp}/weft-work/{executionId}/{workingDirectoryTaskRunId}`.
+//! writes is there for the next. The folder lives on the driving process's disk, in a private
+//! folder of the process: `{temp}/weft-work-XXXXXX/{executionId}/{workingDirectoryTaskRunId}`.
 //!
 //! - Before its first task: a fresh folder with the WorkingDirectory's `inputFiles` (name ->
 //!   content, rendered; a `kestra:///` URI is copied from internal storage).
@@ -31,10 +31,25 @@ pub(crate) struct WorkDirs {
     root: PathBuf,
 }
 
+/// This process's own folder for scratch directories: private (0700), under the temporary
+/// directory. Each execution's folders go when it ends; the folder itself stays after the process
+/// (empty unless the process died with executions running).
+static ROOT: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
+
 impl Default for WorkDirs {
     fn default() -> Self {
+        let root = ROOT.get_or_init(|| {
+            tempfile::Builder::new()
+                .prefix("weft-work-")
+                .tempdir()
+                .map_err(|e| tracing::error!(error = %e, "no folder for WorkingDirectory tasks"))
+                .ok()
+        });
         WorkDirs {
-            root: std::env::temp_dir().join("weft-work"),
+            root: root.as_ref().map_or_else(
+                || std::env::temp_dir().join("weft-work"),
+                |d| d.path().to_path_buf(),
+            ),
         }
     }
 }
