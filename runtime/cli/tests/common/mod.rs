@@ -12,7 +12,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// `weft server` on storage URL `storage`, listening on `listen`, with these environment
-/// variables; stdout piped (its first line names the address), stderr dropped.
+/// variables; stdout piped (its first line names the address), stderr dropped, or appended to
+/// `$WEFT_TEST_SERVER_LOGS/{port}.log` when that folder is set (to see what a server did).
 pub fn server_command(storage: &str, listen: &str, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_weft"));
     command
@@ -20,6 +21,18 @@ pub fn server_command(storage: &str, listen: &str, env: &[(&str, &str)]) -> Comm
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
+    if let Some(dir) = std::env::var_os("WEFT_TEST_SERVER_LOGS") {
+        let name = listen.rsplit(':').next().unwrap_or("server").to_string();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(std::path::Path::new(&dir).join(format!("{name}.log")))
+            .unwrap();
+        command.stderr(log).env(
+            "WEFT_LOG",
+            std::env::var("WEFT_LOG").unwrap_or("info".into()),
+        );
+    }
     command
 }
 

@@ -131,6 +131,12 @@ pub(crate) async fn spawn(
         }
         _ => None,
     };
+    // no lease, no new execution: one created without a lease would be driven by nobody if this
+    // process died (the caller gets the error and may try again, with its idempotency key)
+    let new_lease = match &new_id {
+        Some(id) => acquire_new(&app, &tenant, id).await?,
+        None => None,
+    };
     let (first_tx, first_rx) = oneshot::channel::<Result<Execution, RunError>>();
     let (done_tx, done_rx) = watch::channel(None);
     app.drivers.running.fetch_add(1, Ordering::SeqCst);
@@ -151,7 +157,7 @@ pub(crate) async fn spawn(
         let taking_over = matches!(init, Init::TakeOver { .. });
         let mut lease = match (&init, &new_id) {
             (Init::TakeOver { lease }, _) => Some(lease.clone()),
-            (_, Some(id)) => acquire(&app, &tenant, id, vec![id.clone()]).await,
+            (_, Some(_)) => new_lease,
             _ => None,
         };
         match take(&mut session, init).await {
@@ -204,6 +210,23 @@ pub(crate) async fn spawn(
         first,
         done: done_rx,
     })
+}
+
+/// Takes the lease of a new execution `id` before it is created; `None` when another live
+/// process holds it (a repeated start of the same execution: it exists or is being created there),
+/// an error when storage failed.
+async fn acquire_new(app: &App, tenant: &str, id: &str) -> Result<Option<Lease>, RunError> {
+    match app
+        .leases
+        .acquire(tenant, id, vec![id.to_string()], Utc::now())
+        .await
+    {
+        Ok(lease) => Ok(Some(lease)),
+        Err(LeaseError::Lost(_)) => Ok(None),
+        Err(e) => Err(RunError::Storage(format!(
+            "could not write the lease of execution {id}, so it was not created: {e}"
+        ))),
+    }
 }
 
 /// Takes the lease of a new driver; `None` when another live process holds the key (the
