@@ -391,13 +391,8 @@ impl Registry {
 
 fn bare(start: Instant, failure: AttemptFailure) -> AttemptOutcome {
     AttemptOutcome {
-        result: Err(failure),
-        logs: Vec::new(),
-        logs_dropped: 0,
-        metrics: Vec::new(),
-        output_files: BTreeMap::new(),
-        fuel_used: 0,
         duration: start.elapsed(),
+        ..AttemptOutcome::not_run(failure)
     }
 }
 

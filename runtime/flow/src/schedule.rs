@@ -34,9 +34,7 @@
 //!   every one of them (`recoverMissedSchedules` and `lateMaximumDelay` are about missed dates,
 //!   not about a range asked for), conditions applied, [`MAX_FIRES_PER_CALL`] at a time.
 
-use chrono::{
-    DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeDelta, TimeZone, Timelike, Utc,
-};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
@@ -169,28 +167,7 @@ fn parse_cron(expr: &str, with_seconds: bool) -> Result<croner::Cron, String> {
 
 /// Reads an ISO-8601 date-time; without an offset it is a wall-clock time in `tz`.
 fn parse_date(text: &str, tz: Tz) -> Result<DateTime<Utc>, String> {
-    let trimmed = text.trim();
-    // Java's ZonedDateTime prints `...+01:00[Europe/Paris]`; the offset is enough
-    let plain = trimmed.split('[').next().unwrap_or(trimmed);
-    if let Ok(d) = DateTime::parse_from_rfc3339(plain) {
-        return Ok(d.with_timezone(&Utc));
-    }
-    let naive = [
-        "%Y-%m-%dT%H:%M:%S%.f",
-        "%Y-%m-%d %H:%M:%S%.f",
-        "%Y-%m-%dT%H:%M",
-    ]
-    .iter()
-    .find_map(|f| NaiveDateTime::parse_from_str(plain, f).ok())
-    .or_else(|| {
-        let day = NaiveDate::parse_from_str(plain, "%Y-%m-%d").ok()?;
-        day.and_hms_opt(0, 0, 0)
-    })
-    .ok_or_else(|| format!("`{text}` is not an ISO-8601 date-time"))?;
-    tz.from_local_datetime(&naive)
-        .earliest()
-        .map(|d| d.with_timezone(&Utc))
-        .ok_or_else(|| format!("`{text}` does not exist in time zone {tz}"))
+    crate::flow_trigger::condition::parse_zoned(text, tz).map(|d| d.with_timezone(&Utc))
 }
 
 /// The trigger's `conditions` and deprecated `scheduleConditions`, each one a schedule can test.

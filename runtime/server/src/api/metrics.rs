@@ -88,26 +88,20 @@ impl Metrics {
             "# HELP weft_attempts_dispatched_total Attempts posted to the pool (dispatch: http) that it ran and answered.\n# TYPE weft_attempts_dispatched_total counter\nweft_attempts_dispatched_total {}",
             self.dispatch.dispatched()
         );
-        let _ = writeln!(
-            out,
-            "# HELP weft_attempt_dispatch_fallbacks_total Attempts the pool could not have run (connection refused, 429, 503, a 4xx refusal) that ran in this process instead, by reason.\n# TYPE weft_attempt_dispatch_fallbacks_total counter"
+        labelled(
+            &mut out,
+            "weft_attempt_dispatch_fallbacks_total",
+            "Attempts the pool could not have run (connection refused, 429, 503, a 4xx refusal) that ran in this process instead, by reason.",
+            "reason",
+            self.dispatch.fallbacks(),
         );
-        for (reason, n) in self.dispatch.fallbacks() {
-            let _ = writeln!(
-                out,
-                "weft_attempt_dispatch_fallbacks_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP weft_attempt_dispatch_lost_total Attempts sent to the pool whose answer was lost (a timeout, a reset after sending, a 5xx): they fail rather than run twice, by reason.\n# TYPE weft_attempt_dispatch_lost_total counter"
+        labelled(
+            &mut out,
+            "weft_attempt_dispatch_lost_total",
+            "Attempts sent to the pool whose answer was lost (a timeout, a reset after sending, a 5xx): they fail rather than run twice, by reason.",
+            "reason",
+            self.dispatch.lost(),
         );
-        for (reason, n) in self.dispatch.lost() {
-            let _ = writeln!(
-                out,
-                "weft_attempt_dispatch_lost_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
         let _ = writeln!(
             out,
             "# HELP weft_worker_attempts_served_total Attempts this process ran for another instance (POST /api/v1/worker/attempts).\n# TYPE weft_worker_attempts_served_total counter\nweft_worker_attempts_served_total {}",
@@ -140,6 +134,20 @@ impl Metrics {
     }
 }
 
+/// Writes counter `name` with one line per value of its `label`.
+fn labelled(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    counts: std::collections::BTreeMap<&'static str, u64>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (value, n) in counts {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,7 +164,7 @@ mod tests {
         m.attempt_served();
         m.dispatch.count_dispatched();
         m.dispatch.count_dispatched();
-        m.dispatch.count_fallback("connect");
+        m.dispatch.count_failed("connect", false);
         let text = m.render(&RequestCounts {
             put: 7,
             ..Default::default()

@@ -75,7 +75,7 @@ impl Worker {
             store,
             renderer,
             offload,
-            work_dirs: WorkDirs::default(),
+            work_dirs: WorkDirs,
             secrets: Secrets::from_env(),
         }
     }

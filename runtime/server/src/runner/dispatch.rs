@@ -86,21 +86,16 @@ impl DispatchCounters {
         self.dispatched.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts an attempt run here after its dispatch failed for `reason`.
-    pub(crate) fn count_fallback(&self, reason: &'static str) {
-        if let Ok(mut m) = self.fallbacks.lock() {
-            *m.entry(reason).or_default() += 1;
-        }
-    }
-
     /// Attempts sent to the pool whose answer was lost (failed, not run again here), by reason.
     pub fn lost(&self) -> BTreeMap<&'static str, u64> {
         self.lost.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
-    /// Counts an attempt sent to the pool whose answer was lost for `reason`.
-    pub(crate) fn count_lost(&self, reason: &'static str) {
-        if let Ok(mut m) = self.lost.lock() {
+    /// Counts an attempt whose dispatch failed for `reason`: `lost` when it failed (the pool may
+    /// have run it), else run here.
+    pub(crate) fn count_failed(&self, reason: &'static str, lost: bool) {
+        let counts = if lost { &self.lost } else { &self.fallbacks };
+        if let Ok(mut m) = counts.lock() {
             *m.entry(reason).or_default() += 1;
         }
     }
@@ -311,7 +306,7 @@ impl Runner {
             store: self.store.clone(),
             renderer: self.renderer.clone(),
             offload: self.offload,
-            work_dirs: self.work_dirs.clone(),
+            work_dirs: self.work_dirs,
             secrets: self.secrets.clone(),
         };
         let files = live.files.clone();
@@ -335,31 +330,24 @@ impl Runner {
                             http.counters.count_dispatched();
                             Some(result)
                         }
-                        Err(e) if e.may_have_run() => {
+                        Err(e) => {
                             // the pool may have run it: running it here too could run it
                             // twice, so it fails and the task's retry policy decides
+                            let lost = e.may_have_run();
                             tracing::warn!(
                                 execution = %task.execution_id,
                                 task = %task.task_id,
                                 attempt = task.attempt,
                                 reason = e.reason(),
                                 error = %e,
-                                "the attempt was sent to the pool but its answer was lost; it fails"
+                                then = if lost { "the attempt fails" } else { "it runs in this process" },
+                                "the attempt could not be dispatched to the pool"
                             );
-                            http.counters.count_lost(e.reason());
-                            Some(lost_answer(&worker, &files, &task, &e).await)
-                        }
-                        Err(e) => {
-                            tracing::warn!(
-                                execution = %task.execution_id,
-                                task = %task.task_id,
-                                attempt = task.attempt,
-                                reason = e.reason(),
-                                error = %e,
-                                "could not dispatch the attempt to the pool; it runs in this process"
-                            );
-                            http.counters.count_fallback(e.reason());
-                            None
+                            http.counters.count_failed(e.reason(), lost);
+                            match lost {
+                                true => Some(lost_answer(&worker, &files, &task, &e).await),
+                                false => None,
+                            }
                         }
                     }
                 }

@@ -327,7 +327,7 @@ impl Runner {
             catalog,
             offload: OffloadConfig::default(),
             observer: Arc::new(Silent),
-            work_dirs: work_dir::WorkDirs::default(),
+            work_dirs: work_dir::WorkDirs,
             dispatch: dispatch::Dispatch::Local,
             secrets: weft_flow::expr::Secrets::from_env(),
             sessions: None,

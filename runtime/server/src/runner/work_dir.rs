@@ -25,38 +25,27 @@ use weft_executor::{RunTask, WorkingDirectory};
 use weft_flow::expr::{Context, Renderer};
 use weft_store::repo::ExecutionFiles;
 
-/// Where the scratch directories of this process live.
-#[derive(Debug, Clone)]
-pub(crate) struct WorkDirs {
-    root: PathBuf,
-}
+/// The scratch directories of this process's WorkingDirectory tasks.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WorkDirs;
 
 /// This process's own folder for scratch directories: private (0700), under the temporary
-/// directory. Each execution's folders go when it ends; the folder itself stays after the process
+/// directory, made the first time a WorkingDirectory needs one (never for a process that runs
+/// none). Each execution's folders go when it ends; the folder itself stays after the process
 /// (empty unless the process died with executions running).
-static ROOT: std::sync::OnceLock<Option<tempfile::TempDir>> = std::sync::OnceLock::new();
+static ROOT: std::sync::OnceLock<Result<tempfile::TempDir, String>> = std::sync::OnceLock::new();
 
-impl Default for WorkDirs {
-    fn default() -> Self {
-        let root = ROOT.get_or_init(|| {
+impl WorkDirs {
+    fn root() -> Result<&'static Path, String> {
+        ROOT.get_or_init(|| {
             tempfile::Builder::new()
                 .prefix("weft-work-")
                 .tempdir()
-                .map_err(|e| tracing::error!(error = %e, "no folder for WorkingDirectory tasks"))
-                .ok()
-        });
-        WorkDirs {
-            root: root.as_ref().map_or_else(
-                || std::env::temp_dir().join("weft-work"),
-                |d| d.path().to_path_buf(),
-            ),
-        }
-    }
-}
-
-impl WorkDirs {
-    fn dir(&self, execution_id: &str, wd: &WorkingDirectory) -> PathBuf {
-        self.root.join(execution_id).join(&wd.task_run_id)
+                .map_err(|e| format!("no folder for WorkingDirectory tasks: {e}"))
+        })
+        .as_ref()
+        .map(tempfile::TempDir::path)
+        .map_err(Clone::clone)
     }
 
     /// The folder of `task`'s WorkingDirectory, made when this process has none yet (with the
@@ -73,7 +62,7 @@ impl WorkDirs {
         let Some(wd) = &task.working_directory else {
             return Ok(None);
         };
-        let dir = self.dir(&task.execution_id, wd);
+        let dir = Self::root()?.join(&task.execution_id).join(&wd.task_run_id);
         if dir.is_dir() {
             return Ok(Some((dir, None)));
         }
@@ -185,7 +174,11 @@ impl WorkDirs {
 
     /// Removes the folders of an execution that ended.
     pub(crate) fn remove_execution(&self, execution_id: &str) {
-        let dir = self.root.join(execution_id);
+        // nothing to do in a process that never made a scratch folder
+        let Some(Ok(root)) = ROOT.get() else {
+            return;
+        };
+        let dir = root.path().join(execution_id);
         if dir.exists()
             && let Err(e) = std::fs::remove_dir_all(&dir)
         {

@@ -150,6 +150,18 @@ fn check_file_name(what: &'static str, name: &str) -> RepoResult<()> {
     Ok(())
 }
 
+/// `ns/path/{flowId}/executions/{executionId}/`: where an execution's files are, once its
+/// names are checked.
+fn execution_base(namespace: &str, flow_id: &str, execution_id: &str) -> RepoResult<String> {
+    names::namespace(namespace)?;
+    names::id("flow id", flow_id)?;
+    names::id("execution id", execution_id)?;
+    Ok(format!(
+        "{}/{flow_id}/executions/{execution_id}/",
+        namespace.replace('.', "/")
+    ))
+}
+
 impl ExecutionFiles {
     /// The files of execution `execution_id` of flow `namespace.flow_id`.
     pub fn new(
@@ -158,17 +170,13 @@ impl ExecutionFiles {
         flow_id: &str,
         execution_id: &str,
     ) -> RepoResult<ExecutionFiles> {
-        names::namespace(namespace)?;
-        names::id("flow id", flow_id)?;
-        names::id("execution id", execution_id)?;
-        let ns_path = namespace.replace('.', "/");
         Ok(ExecutionFiles {
             store,
             namespace: namespace.to_owned(),
             flow_id: flow_id.to_owned(),
             execution_id: execution_id.to_owned(),
-            base: format!("{ns_path}/{flow_id}/executions/{execution_id}/"),
-            namespace_files: format!("{ns_path}/_files/"),
+            base: execution_base(namespace, flow_id, execution_id)?,
+            namespace_files: format!("{}/_files/", namespace.replace('.', "/")),
             parent_base: None,
         })
     }
@@ -182,13 +190,7 @@ impl ExecutionFiles {
         flow_id: &str,
         execution_id: &str,
     ) -> RepoResult<ExecutionFiles> {
-        names::namespace(namespace)?;
-        names::id("flow id", flow_id)?;
-        names::id("execution id", execution_id)?;
-        self.parent_base = Some(format!(
-            "{}/{flow_id}/executions/{execution_id}/",
-            namespace.replace('.', "/")
-        ));
+        self.parent_base = Some(execution_base(namespace, flow_id, execution_id)?);
         Ok(self)
     }
 
