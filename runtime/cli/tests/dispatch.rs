@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Instance, free_port};
+use common::{Instance, create_flow_at, free_port};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::Value;
 
@@ -57,18 +57,6 @@ fn client() -> reqwest::Client {
         .default_headers(headers)
         .build()
         .unwrap()
-}
-
-/// `base` is the API root of a tenant (`{url}/api/v1` or `{url}/api/v1/{tenant}`).
-async fn create_flow(http: &reqwest::Client, base: &str) {
-    let r = http
-        .post(format!("{base}/flows"))
-        .header("content-type", "application/x-yaml")
-        .body(FLOW)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
 /// Runs the flow to its end and checks the execution: SUCCESS, each task's output, and the Log
@@ -175,21 +163,14 @@ async fn a_fan_out_is_dispatched_to_the_pool_and_runs_there() {
         format!("{}/api/v1", a.url),
         format!("{}/api/v1/acme", a.url),
     ] {
-        create_flow(&http, &base).await;
+        create_flow_at(&http, &base, FLOW).await;
         run_and_check(&http, &base).await;
     }
 
     // the tasks of a WorkingDirectory share its folder on A: they run there; `show`, after it,
     // is dispatched
     let base = format!("{}/api/v1", a.url);
-    let r = http
-        .post(format!("{base}/flows"))
-        .header("content-type", "application/x-yaml")
-        .body(WORKING_DIRECTORY)
-        .send()
-        .await
-        .unwrap();
-    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    create_flow_at(&http, &base, WORKING_DIRECTORY).await;
     let exec: Value = http
         .post(format!(
             "{base}/executions/weft.examples/working-directory?wait=true"
@@ -288,7 +269,7 @@ async fn attempts_run_in_process_when_the_pool_cannot_be_reached() {
     );
     let http = client();
     let base = format!("{}/api/v1", a.url);
-    create_flow(&http, &base).await;
+    create_flow_at(&http, &base, FLOW).await;
     run_and_check(&http, &base).await;
 
     let on_a = metrics(&http, &a.url).await;

@@ -156,7 +156,7 @@ async fn call(http: &reqwest::Client, lb: &str, n: usize) -> usize {
 async fn search(http: &reqwest::Client, lb: &str, flow: &str) -> Vec<Value> {
     let found: Value = http
         .get(format!(
-            "{lb}/api/v1/executions/search?namespace={NAMESPACE}&flowId={flow}&size=10000"
+            "{lb}/api/v1/executions/search?namespace={NAMESPACE}&flowId={flow}&size=1000"
         ))
         .send()
         .await

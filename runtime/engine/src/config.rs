@@ -227,12 +227,7 @@ impl EngineConfig {
     pub fn http_allow_for(&self, namespace: &str) -> AllowList {
         self.http_allow_namespaces
             .iter()
-            .filter(|(ns, _)| {
-                namespace == ns
-                    || namespace
-                        .strip_prefix(ns.as_str())
-                        .is_some_and(|rest| rest.starts_with('.'))
-            })
+            .filter(|(ns, _)| weft_flow::ids::namespace_within(namespace, ns))
             .fold(self.http_allow.clone(), |all, (_, list)| all.union(list))
     }
 }

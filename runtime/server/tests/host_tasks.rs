@@ -176,21 +176,24 @@ async fn messages(store: &DynStore, exec: &str, task: &str) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fetch_writes_the_chosen_log_lines_to_a_file() {
-    let (setup, _dir, store) = setup().await;
-    let runner = runner(&setup, store);
-    let mut session = runner.session();
-    let id = session
-        .start("t", "fetch", StartRequest::default(), false)
-        .await
-        .unwrap();
+/// Starts flow `t.{flow}` in `session` and drives it to its end; returns its id.
+async fn run_to_end(session: &mut Session<'_>, flow: &str, req: StartRequest) -> String {
+    let id = session.start("t", flow, req, false).await.unwrap();
     assert!(
         session
             .drive_until(deadline(), |s| s.is_done(&id))
             .await
             .unwrap()
     );
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_writes_the_chosen_log_lines_to_a_file() {
+    let (setup, _dir, store) = setup().await;
+    let runner = runner(&setup, store);
+    let mut session = runner.session();
+    let id = run_to_end(&mut session, "fetch", StartRequest::default()).await;
     let exec = session.execution(&id).unwrap().clone();
     assert_eq!(exec.state.current, State::Success, "{exec:#?}");
     let files = session.files(&id).unwrap();
@@ -224,14 +227,11 @@ async fn fetch_writes_the_chosen_log_lines_to_a_file() {
     assert_eq!(lines[0]["message"], "debug c");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_task_resumes_an_execution_of_the_session() {
-    let (setup, _dir, store) = setup().await;
-    let runner = runner(&setup, store);
-    let mut session = runner.session();
-    let target = pause(&mut session).await;
+/// Runs the `resumer` flow on `target` to the end of every execution of the session; checks
+/// that it succeeded.
+async fn run_resumer(session: &mut Session<'_>, target: &str) {
     let resumer = session
-        .start("t", "resumer", text_input("target", &target), false)
+        .start("t", "resumer", text_input("target", target), false)
         .await
         .unwrap();
     assert!(
@@ -244,6 +244,15 @@ async fn resume_task_resumes_an_execution_of_the_session() {
         session.execution(&resumer).unwrap().state.current,
         State::Success
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_task_resumes_an_execution_of_the_session() {
+    let (setup, _dir, store) = setup().await;
+    let runner = runner(&setup, store);
+    let mut session = runner.session();
+    let target = pause(&mut session).await;
+    run_resumer(&mut session, &target).await;
     let resumed = session.execution(&target).unwrap();
     assert_eq!(resumed.state.current, State::Success);
     // the `onResume` inputs, rendered in the resuming task's context
@@ -260,20 +269,7 @@ async fn resume_task_takes_a_stored_execution_and_fails_on_one_not_paused() {
         pause(&mut first).await
     };
     let mut session = runner.session();
-    let resumer = session
-        .start("t", "resumer", text_input("target", &target), false)
-        .await
-        .unwrap();
-    assert!(
-        session
-            .drive_until(deadline(), |s| s.all_done())
-            .await
-            .unwrap()
-    );
-    assert_eq!(
-        session.execution(&resumer).unwrap().state.current,
-        State::Success
-    );
+    run_resumer(&mut session, &target).await;
     let stored = weft_server::executions(store.clone())
         .get(&target)
         .await
@@ -289,16 +285,7 @@ async fn resume_task_takes_a_stored_execution_and_fails_on_one_not_paused() {
         ),
         ("nope", "cannot resume execution nope: it does not exist"),
     ] {
-        let again = session
-            .start("t", "resumer", text_input("target", id), false)
-            .await
-            .unwrap();
-        assert!(
-            session
-                .drive_until(deadline(), |s| s.is_done(&again))
-                .await
-                .unwrap()
-        );
+        let again = run_to_end(&mut session, "resumer", text_input("target", id)).await;
         assert_eq!(
             session.execution(&again).unwrap().state.current,
             State::Failed
@@ -385,16 +372,7 @@ async fn a_takeover_of_a_retried_execution_creates_its_retry_once() {
     let repo = weft_server::executions(store.clone());
     let first = {
         let mut session = runner.session();
-        let id = session
-            .start("t", "retried", StartRequest::default(), false)
-            .await
-            .unwrap();
-        assert!(
-            session
-                .drive_until(deadline(), |s| s.is_done(&id))
-                .await
-                .unwrap()
-        );
+        let id = run_to_end(&mut session, "retried", StartRequest::default()).await;
         // the driver stops here, before the new execution started
         id
     };

@@ -84,8 +84,14 @@ impl Instance {
 
 /// Creates a flow through the API of `base`; panics with the answer when it is refused.
 pub async fn create_flow(http: &reqwest::Client, base: &str, yaml: &str) {
+    create_flow_at(http, &format!("{base}/api/v1"), yaml).await;
+}
+
+/// As [`create_flow`], under the API root `api` of a tenant (`{url}/api/v1` or
+/// `{url}/api/v1/{tenant}`).
+pub async fn create_flow_at(http: &reqwest::Client, api: &str, yaml: &str) {
     let r = http
-        .post(format!("{base}/api/v1/flows"))
+        .post(format!("{api}/flows"))
         .header("content-type", "application/x-yaml")
         .body(yaml.to_string())
         .send()

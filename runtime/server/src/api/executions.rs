@@ -227,16 +227,7 @@ pub(crate) async fn search(
         .filter(|(k, _)| k == "state")
         .map(|(_, v)| v.to_ascii_uppercase())
         .collect();
-    let number = |key: &str, default: usize| -> ApiResult<usize> {
-        match query_value(q, key) {
-            None => Ok(default),
-            Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-                ApiError::bad_request(format!("`{key}` must be a number from 1, not `{v}`"))
-            }),
-        }
-    };
-    let page = number("page", 1)?;
-    let size = number("size", 10)?.min(1000);
+    let (page, size) = inputs::paging(q)?;
     let index = ExecutionIndex::new(store.clone());
     let mut keys = index.list_under(namespace.as_deref()).await?;
     if let Some(f) = &flow_id {

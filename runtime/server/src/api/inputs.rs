@@ -173,6 +173,29 @@ pub(crate) fn query_value(query: Option<&str>, key: &str) -> Option<String> {
         .map(|(_, v)| v)
 }
 
+/// The largest page `size` of a search.
+const MAX_PAGE_SIZE: usize = 1_000;
+
+/// The paging of a search, `?page=` (from 1, default 1) and `?size=` (1 to 1,000, default 10).
+pub(crate) fn paging(query: Option<&str>) -> ApiResult<(usize, usize)> {
+    let number = |name: &str, default: usize, max: usize| match query_value(query, name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "`{name}` must be an integer from 1 to {max}, got `{v}`"
+                ))
+            }),
+    };
+    Ok((
+        number("page", 1, usize::MAX)?,
+        number("size", 10, MAX_PAGE_SIZE)?,
+    ))
+}
+
 /// A boolean query flag (`?wait=true`, `?wait`).
 pub(crate) fn query_flag(query: Option<&str>, key: &str) -> bool {
     query_pairs(query)

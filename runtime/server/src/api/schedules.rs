@@ -212,7 +212,8 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
                 });
                 (due, left)
             });
-        for skip in &due.skipped {
+        let backfill_skipped = backfill.as_ref().map_or(&[][..], |(b, _)| &b.skipped[..]);
+        for skip in due.skipped.iter().chain(backfill_skipped) {
             match &skip.error {
                 Some(e) => tracing::error!(
                     namespace = %entry.namespace, flow = %entry.flow_id,
@@ -274,17 +275,25 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
         if !complete {
             continue;
         }
+        let before = (entry.state.clone(), entry.backfill.clone());
         entry.state = due.state;
         if let Some((_, left)) = backfill {
-            match (left, entry.backfill.as_mut()) {
-                (Some(from), Some(b)) => b.current_date = from,
-                (None, _) => {
+            match left {
+                Some(from) => {
+                    if let Some(b) = entry.backfill.as_mut() {
+                        b.current_date = from;
+                    }
+                }
+                None => {
                     tracing::info!(namespace = %entry.namespace, flow = %entry.flow_id,
                         trigger = %entry.trigger.id, "backfill done");
                     entry.backfill = None;
                 }
-                (Some(_), None) => {}
             }
+        }
+        if (&entry.state, &entry.backfill) == (&before.0, &before.1) {
+            // nothing moved (e.g. a backfill waiting on a trigger disabled at run time)
+            continue;
         }
         let bytes = match serde_json::to_vec(&entry) {
             Ok(b) => b,

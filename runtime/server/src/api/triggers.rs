@@ -33,7 +33,7 @@ use weft_store::repo::{FlowRepo, RepoError, ToggleRepo, TriggerToggle};
 
 use super::App;
 use super::error::{ApiError, ApiResult};
-use super::inputs::query_value;
+use super::inputs::{self, query_value};
 use super::schedules::{self, Backfill, BackfillChange};
 use super::tenant::Tenant;
 
@@ -82,24 +82,6 @@ fn with_backfill(mut trigger: JsonValue, backfill: Option<&Backfill>) -> JsonVal
     trigger
 }
 
-/// The largest page `size`.
-const MAX_PAGE_SIZE: usize = 1_000;
-
-fn page_param(query: Option<&str>, name: &str, default: usize) -> ApiResult<usize> {
-    match query_value(query, name) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<usize>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "`{name}` must be an integer from 1 to {MAX_PAGE_SIZE}, got `{v}`"
-                ))
-            }),
-    }
-}
-
 /// `GET /triggers/{namespace}/{flowId}`.
 pub(crate) async fn for_flow(
     State(app): State<Arc<App>>,
@@ -107,8 +89,7 @@ pub(crate) async fn for_flow(
     Path((namespace, flow_id)): Path<(String, String)>,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<JsonValue>> {
-    let page = page_param(query.as_deref(), "page", 1)?;
-    let size = page_param(query.as_deref(), "size", 10)?;
+    let (page, size) = inputs::paging(query.as_deref())?;
     let store = tenant.store(&app.store)?;
     let flow = load_flow(&app, &FlowRepo::new(store.clone()), &namespace, &flow_id).await?;
     let toggles = ToggleRepo::new(store).list(&namespace, &flow_id).await?;
@@ -209,6 +190,22 @@ pub(crate) async fn update(
         (None | Some(JsonValue::Null), Some(_)) => None,
         _ => Some(disabled_field(&body, "")?),
     };
+    // the backfill first: a trigger that cannot take one (not a schedule) leaves the call
+    // without effect, its toggle unchanged
+    let backfilled = match backfill {
+        Some(b) => Some(
+            schedules::set_backfill(
+                &app,
+                &tenant.0,
+                namespace,
+                flow_id,
+                trigger_id,
+                BackfillChange::Set(b),
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let mut out = match disabled {
         Some(d) => set_one(&app, &tenant, namespace, flow_id, trigger_id, d).await?,
         None => {
@@ -227,16 +224,7 @@ pub(crate) async fn update(
             trigger_json(namespace, flow_id, trigger_id, in_source, toggle.as_ref())
         }
     };
-    if let Some(b) = backfill {
-        let set = schedules::set_backfill(
-            &app,
-            &tenant.0,
-            namespace,
-            flow_id,
-            trigger_id,
-            BackfillChange::Set(b),
-        )
-        .await?;
+    if let Some(set) = backfilled {
         tracing::info!(%namespace, flow = %flow_id, trigger = %trigger_id, "backfill set");
         out = with_backfill(out, set.as_ref());
     }
@@ -366,8 +354,7 @@ pub(crate) async fn search(
     tenant: Tenant,
     RawQuery(query): RawQuery,
 ) -> ApiResult<Json<JsonValue>> {
-    let page = page_param(query.as_deref(), "page", 1)?;
-    let size = page_param(query.as_deref(), "size", 10)?;
+    let (page, size) = inputs::paging(query.as_deref())?;
     let found = find(&app, &tenant, &Filters::from_query(query.as_deref())).await?;
     let total = found.len();
     let results: Vec<JsonValue> = found

@@ -241,13 +241,16 @@ impl Worker {
 /// `trigger`'s `namespace`, `flowId` and `executionId`, set for a Subflow's or ForEachItem's
 /// execution): Kestra's `read()` accepts them, e.g. a ForEachItem batch passed as an input.
 fn reading_the_trigger_execution(files: ExecutionFiles, task: &RunTask) -> ExecutionFiles {
-    let var = |k: &str| task.context.pointer(&format!("/trigger/{k}"))?.as_str();
+    let var = |k: &str| super::host_tasks::task_var(task, &format!("/trigger/{k}"));
     let (Some(namespace), Some(flow_id), Some(execution_id)) =
         (var("namespace"), var("flowId"), var("executionId"))
     else {
         return files;
     };
-    match files.clone().also_reading(namespace, flow_id, execution_id) {
+    match files
+        .clone()
+        .also_reading(&namespace, &flow_id, &execution_id)
+    {
         Ok(both) => both,
         Err(e) => {
             tracing::debug!(error = %e, "the trigger does not name an execution whose files can be read");

@@ -9,11 +9,13 @@
 //! driver when it holds it (a subflow, or one resumed before); through the sender of another
 //! session of this process that drives it ([`SessionDirectory`], given by the server); else it is
 //! read from storage into this driver, which resumes and drives it from then on. An execution
-//! that does not exist or is not PAUSED fails the task, saying so.
+//! that does not exist or is not PAUSED fails the task, saying so, unless it was resumed since
+//! the task started: its attempt ran again after a takeover, and it counts as done.
 
+use chrono::{DateTime, Utc};
 use indexmap::IndexMap;
 use weft_executor::inputs::RawInput;
-use weft_executor::{RunTask, State};
+use weft_executor::{RunTask, State, StateInfo};
 
 use super::control::SessionSender;
 use super::host_tasks::{Done, Driver, Performed, target_execution};
@@ -86,13 +88,20 @@ impl Runner {
                 exec.namespace, exec.flow_id
             ));
         }
+        let done = move |id: &str, by: &str| Done::line(format!("execution {id} resumed {by}"));
         if exec.state.current != State::Paused {
+            // an attempt run again after a takeover finds the execution it resumed the first time
+            if resumed_since(&exec.state, task_started(task)) {
+                return Ok(Performed::Now(Ok(done(
+                    &id,
+                    "already, since this task started (its attempt ran again)",
+                ))));
+            }
             return Err(format!(
                 "cannot resume execution {id}: it is {}, only a PAUSED execution can be resumed",
                 exec.state.current.as_str()
             ));
         }
-        let done = move |id: &str, by: &str| Done::line(format!("execution {id} resumed {by}"));
         let sender = match (lives.contains_key(&id), &self.sessions) {
             (false, Some(directory)) => directory.sender(&id),
             _ => None,
@@ -128,5 +137,47 @@ impl Runner {
             .await
             .map_err(|e| format!("cannot resume execution {id}: {e}"))?;
         Ok(Performed::Now(Ok(done(&id, "by this driver"))))
+    }
+}
+
+/// When the task run of `task` started (`taskrun.startDate` of its context).
+fn task_started(task: &RunTask) -> Option<DateTime<Utc>> {
+    let date = task.context.get("taskrun")?.get("startDate")?.as_str()?;
+    DateTime::parse_from_rfc3339(date)
+        .ok()
+        .map(|d| d.with_timezone(&Utc))
+}
+
+/// Whether the execution of `state` went from PAUSED to RUNNING (a resume) at or after `since`.
+fn resumed_since(state: &StateInfo, since: Option<DateTime<Utc>>) -> bool {
+    let Some(since) = since else {
+        return false;
+    };
+    state
+        .histories
+        .windows(2)
+        .any(|w| w[0].state == State::Paused && w[1].state == State::Running && w[1].date >= since)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    #[test]
+    fn a_resume_counts_once_it_came_after_the_task_started() {
+        let t0 = Utc::now();
+        let mut state = StateInfo::new(State::Running, t0);
+        state.transition(State::Paused, t0 + TimeDelta::seconds(1));
+        state.transition(State::Running, t0 + TimeDelta::seconds(5));
+        assert!(resumed_since(&state, Some(t0 + TimeDelta::seconds(3))));
+        assert!(resumed_since(&state, Some(t0 + TimeDelta::seconds(5))));
+        // resumed before the task started: not by it
+        assert!(!resumed_since(&state, Some(t0 + TimeDelta::seconds(6))));
+        assert!(!resumed_since(&state, None));
+        // started, never paused
+        let never = StateInfo::new(State::Running, t0);
+        assert!(!resumed_since(&never, Some(t0)));
     }
 }

@@ -216,8 +216,7 @@ impl ExecutionIndex {
                 let rest = e.key.as_str().strip_prefix(base)?;
                 let (ns, rest) = rest.split_once('/')?;
                 if let Some(want) = namespace
-                    && ns != want
-                    && !ns.strip_prefix(want).is_some_and(|r| r.starts_with('.'))
+                    && !weft_flow::ids::namespace_within(ns, want)
                 {
                     return None;
                 }

@@ -42,6 +42,7 @@ mod offload;
 mod plugins;
 mod toggles;
 mod triggers;
+mod work_cache;
 
 #[cfg(test)]
 mod tests;
@@ -65,3 +66,4 @@ pub use offload::{
 pub use plugins::{PluginObject, PluginRepo};
 pub use toggles::{ToggleRepo, TriggerToggle};
 pub use triggers::TriggerRepo;
+pub use work_cache::working_directory_cache_key;

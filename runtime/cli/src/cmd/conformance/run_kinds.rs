@@ -189,7 +189,7 @@ pub(crate) async fn prepare_store(raw: &Json, store: &weft_store::DynStore) -> a
             "setup workingDirectoryCache `{wanted}` is not `absent for NS/FLOW task TASK`"
         );
     };
-    let key = weft_store::Key::new(format!("wd-cache/{namespace}/{flow_id}/{task_id}.tar"))?;
+    let key = weft_store::repo::working_directory_cache_key(namespace, flow_id, task_id)?;
     match store.delete(&key, None).await {
         Ok(()) => Ok(()),
         Err(e) if e.is_not_found() => Ok(()),
