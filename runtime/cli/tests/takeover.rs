@@ -1,7 +1,8 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 //! An instance dies: two real `weft server` processes on one local store. The first is killed
 //! with SIGKILL while a task of an execution runs; the second takes the execution over through
-//! `POST /api/v1/tick` once the lease expired, runs the lost attempt again and ends it.
+//! `POST /api/v1/tick` once the lease expired, runs the lost attempt again and ends it. Or the
+//! first is stopped with SIGTERM: past its grace period it hands the execution back at once.
 
 mod common;
 
@@ -51,16 +52,12 @@ async fn tick(http: &reqwest::Client, url: &str) -> Value {
     r.json().await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_instance_s_execution_is_taken_over_by_a_tick_and_ends() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let http = reqwest::Client::new();
-
-    let a = Instance::start(&store, 0);
-    create_flow(&http, &a.url, FLOW).await;
+/// Creates the flow on the instance at `url`, starts it, and waits until its `sleep` task runs;
+/// returns the execution's id.
+async fn start_until_sleep_runs(http: &reqwest::Client, url: &str) -> String {
+    create_flow(http, url, FLOW).await;
     let started: Value = http
-        .post(format!("{}/api/v1/executions/company.team/nap", a.url))
+        .post(format!("{url}/api/v1/executions/company.team/nap"))
         .send()
         .await
         .unwrap()
@@ -68,17 +65,26 @@ async fn a_killed_instance_s_execution_is_taken_over_by_a_tick_and_ends() {
         .await
         .unwrap();
     let id = started["id"].as_str().unwrap().to_string();
-
-    // wait until `sleep` runs, then kill the instance running it
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let exec = execution(&http, &a.url, &id).await;
+        let exec = execution(http, url, &id).await;
         if run_of(&exec, "sleep").is_some_and(|r| r["state"]["current"] == "RUNNING") {
-            break;
+            return id;
         }
         assert!(Instant::now() < deadline, "sleep never ran: {exec:#}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_s_execution_is_taken_over_by_a_tick_and_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let http = reqwest::Client::new();
+
+    let a = Instance::start(&store, 0);
+    // wait until `sleep` runs, then kill the instance running it
+    let id = start_until_sleep_runs(&http, &a.url).await;
     drop(a);
     let lease = store.join(format!("leases/main/{id}.json"));
     assert!(lease.is_file(), "no lease at {}", lease.display());
@@ -129,4 +135,44 @@ async fn a_killed_instance_s_execution_is_taken_over_by_a_tick_and_ends() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(!lease.exists(), "the lease outlived its executions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_instance_hands_its_execution_back_for_the_next_tick() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let storage = store.display().to_string();
+    let http = reqwest::Client::new();
+    // a long lease: only a hand-back lets a tick take the execution over at once
+    let env = [
+        ("WEFT_LEASE_TTL_SECS", "60"),
+        ("WEFT_SHUTDOWN_GRACE_SECS", "0"),
+    ];
+    let mut a = Instance::start_on(&storage, "127.0.0.1:0", 0, &env);
+    let id = start_until_sleep_runs(&http, &a.url).await;
+    let status = a.terminate();
+    assert!(status.success(), "{status}");
+
+    // what it held is in storage, and its lease expired when it stopped
+    let b = Instance::start_on(&storage, "127.0.0.1:0", 0, &env);
+    let exec = execution(&http, &b.url, &id).await;
+    assert_eq!(
+        run_of(&exec, "first").unwrap()["state"]["current"],
+        "SUCCESS"
+    );
+    let due = tick(&http, &b.url).await;
+    assert_eq!(due["takenOver"], 1, "{due}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let exec = execution(&http, &b.url, &id).await;
+        if exec["state"]["current"] == "SUCCESS" {
+            assert_eq!(
+                run_of(&exec, "after").unwrap()["outputs"]["value"],
+                "hello again"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "{exec:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

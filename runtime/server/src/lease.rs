@@ -157,8 +157,28 @@ impl Leases {
         executions: Vec<String>,
         now: DateTime<Utc>,
     ) -> Result<Lease, LeaseError> {
+        self.rewrite(lease, executions, self.expiry(now)).await
+    }
+
+    /// Hands a lease back when its driver stops before its executions ended (the process shuts
+    /// down): it expires now, so the next tick on any instance takes them over.
+    pub async fn hand_back(
+        &self,
+        lease: &Lease,
+        executions: Vec<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Lease, LeaseError> {
+        self.rewrite(lease, executions, now).await
+    }
+
+    async fn rewrite(
+        &self,
+        lease: &Lease,
+        executions: Vec<String>,
+        expires_at: DateTime<Utc>,
+    ) -> Result<Lease, LeaseError> {
         let doc = LeaseDoc {
-            expires_at: self.expiry(now),
+            expires_at,
             executions,
             ..lease.doc.clone()
         };

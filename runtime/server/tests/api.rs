@@ -423,14 +423,7 @@ async fn executions_start_with_inputs_wait_and_are_found_with_their_logs_and_fil
     assert_eq!(after["total"], 1);
 
     // metrics count what happened
-    let text = s
-        .req(reqwest::Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics(&s).await;
     assert!(text.contains("weft_executions_started_total 2"), "{text}");
     assert!(
         text.contains("weft_executions_ended_total{state=\"SUCCESS\"} 2"),
@@ -585,7 +578,11 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
+        // a folder not made yet holds nothing
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for entry in entries {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
@@ -645,6 +642,140 @@ async fn a_large_execution_is_read_whole_and_deleted_with_its_chunks() {
     s.stop().await;
 }
 
+/// The server's metrics, as Prometheus text.
+async fn metrics(s: &TestServer) -> String {
+    s.req(reqwest::Method::GET, "/metrics")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// The storage requests of `kind` the server counted so far.
+async fn storage_requests(s: &TestServer, kind: &str) -> u64 {
+    let text = metrics(s).await;
+    let prefix = format!("weft_storage_requests_total{{kind=\"{kind}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |n| n.trim().parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_with_wait_is_written_once_it_ended_and_one_without_at_once() {
+    // no ticker, and an interval no run of this flow outlasts: only the execution's writes count
+    let s = TestServer::start_config(|c| {
+        c.tick_interval_secs = 0;
+        c.flush_interval_ms = 5_000;
+    })
+    .await;
+    let flow = "id: two\nnamespace: company.team\ntasks:\n  - {id: a, type: io.kestra.plugin.core.debug.Return, format: one}\n  - {id: b, type: io.kestra.plugin.core.debug.Return, format: two}\n";
+    assert_eq!(s.create_flow("/api/v1", flow).await.0, StatusCode::OK);
+    let writes = async || storage_requests(&s, "put").await + storage_requests(&s, "delete").await;
+
+    // with ?wait=true nobody knows the execution before it ended: it is written then, as one
+    // object, and its index entry, without a lease (no flow listens to its end)
+    let before = writes().await;
+    let (status, exec) = s
+        .json(
+            reqwest::Method::POST,
+            "/api/v1/executions/company.team/two?wait=true",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    assert_eq!(exec["state"]["current"], "SUCCESS");
+    let spent = writes().await - before;
+    assert_eq!(spent, 2, "writes for a 2-task execution");
+    let id = exec["id"].as_str().unwrap();
+    let (status, got) = s
+        .json(reqwest::Method::GET, &format!("/api/v1/executions/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(got["taskRunList"][1]["outputs"]["value"], "two");
+    let (_, found) = s
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/executions/search?namespace=company.team",
+        )
+        .await;
+    assert_eq!(
+        found["results"][0]["state"]["current"], "SUCCESS",
+        "{found}"
+    );
+
+    // without it, the caller gets the id at once: the execution is stored before the answer
+    let (status, exec) = s
+        .json(reqwest::Method::POST, "/api/v1/executions/company.team/two")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    let id = exec["id"].as_str().unwrap();
+    let (status, _) = s
+        .json(reqwest::Method::GET, &format!("/api/v1/executions/{id}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    wait_for(&s, id, "SUCCESS").await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_with_wait_that_outlasts_the_flush_interval_holds_a_lease_until_it_ends() {
+    let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
+    let flow = "id: slow\nnamespace: company.team\ntasks:\n  - {id: nap, type: io.kestra.plugin.core.flow.Sleep, duration: PT1S}\n  - {id: b, type: io.kestra.plugin.core.debug.Return, format: done}\n";
+    assert_eq!(s.create_flow("/api/v1", flow).await.0, StatusCode::OK);
+    let leases = s._dir.path().join("store/leases");
+    let request = s.req(
+        reqwest::Method::POST,
+        "/api/v1/executions/company.team/slow?wait=true",
+    );
+    let answer = tokio::spawn(send(request));
+    // written at its first flush (100 ms), with its lease: another instance can carry it on
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let held = loop {
+        let held: Vec<String> = files_under(&leases)
+            .into_iter()
+            .filter(|f| f.ends_with(".json"))
+            .collect();
+        if !held.is_empty() || answer.is_finished() || Instant::now() > deadline {
+            break held;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(held.len(), 1, "no lease while it ran: {held:?}");
+    let id = held[0]
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .trim_end_matches(".json")
+        .to_string();
+    // the lease is taken just before the execution's first write
+    let stored_by = Instant::now() + Duration::from_secs(5);
+    let running = loop {
+        let (status, running) = s
+            .json(reqwest::Method::GET, &format!("/api/v1/executions/{id}"))
+            .await;
+        if status == StatusCode::OK || Instant::now() > stored_by {
+            assert_eq!(status, StatusCode::OK, "not stored while it runs");
+            break running;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(running["state"]["current"], "RUNNING");
+    let (status, exec) = answer.await.unwrap();
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    assert_eq!(exec["id"], id.as_str());
+    assert_eq!(exec["state"]["current"], "SUCCESS");
+    let left: Vec<String> = files_under(&leases)
+        .into_iter()
+        .filter(|f| f.ends_with(".json"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "the lease outlived its execution: {left:?}"
+    );
+    s.stop().await;
+}
+
 const APPROVE: &str = r#"id: approve
 namespace: company.team
 tasks:
@@ -676,10 +807,8 @@ async fn wait_for(s: &TestServer, id: &str, state: &str) -> Value {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn resume_types_and_validates_on_resume_inputs() {
-    let s = TestServer::start(None).await;
-    assert_eq!(s.create_flow("/api/v1", APPROVE).await.0, StatusCode::OK);
+/// Starts the `approve` flow and waits until it is PAUSED; returns its id.
+async fn start_paused(s: &TestServer) -> String {
     let (status, exec) = s
         .json(
             reqwest::Method::POST,
@@ -688,7 +817,15 @@ async fn resume_types_and_validates_on_resume_inputs() {
         .await;
     assert_eq!(status, StatusCode::OK, "{exec}");
     let id = exec["id"].as_str().unwrap().to_string();
-    wait_for(&s, &id, "PAUSED").await;
+    wait_for(s, &id, "PAUSED").await;
+    id
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_types_and_validates_on_resume_inputs() {
+    let s = TestServer::start(None).await;
+    assert_eq!(s.create_flow("/api/v1", APPROVE).await.0, StatusCode::OK);
+    let id = start_paused(&s).await;
     let resume = format!("/api/v1/executions/{id}/resume");
     // missing, then not an INT: refused with the input's name, and the execution stays PAUSED
     for form in [
@@ -735,16 +872,8 @@ async fn a_resume_task_resumes_an_execution_another_driver_holds() {
     for flow in [APPROVE, RESUMER] {
         assert_eq!(s.create_flow("/api/v1", flow).await.0, StatusCode::OK);
     }
-    let (status, exec) = s
-        .json(
-            reqwest::Method::POST,
-            "/api/v1/executions/company.team/approve",
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{exec}");
-    let id = exec["id"].as_str().unwrap().to_string();
     // PAUSED, its driver still running in this process
-    wait_for(&s, &id, "PAUSED").await;
+    let id = start_paused(&s).await;
     let start = "/api/v1/executions/company.team/resumer?wait=true";
     let form = reqwest::multipart::Form::new().text("target", id.clone());
     let (status, resumer) = send(s.req(reqwest::Method::POST, start).multipart(form)).await;

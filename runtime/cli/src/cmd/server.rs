@@ -14,7 +14,7 @@ use weft_server::setup::{Setup, storage_url};
 pub(crate) struct Args {
     /// A YAML configuration file (keys: listen, storage, plugins, auth_token, basic_auth, insecure_no_auth,
     /// wait_timeout_secs, shutdown_grace_secs, max_body_bytes, lease_ttl_secs, tick_interval_secs,
-    /// dispatch, dispatch_url).
+    /// dispatch, dispatch_url, flush_interval_ms).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// The address to listen on [default: 127.0.0.1:8080; env WEFT_LISTEN].

@@ -75,6 +75,16 @@ impl Instance {
         Instance { child, url }
     }
 
+    /// Stops the process with SIGTERM (a graceful shutdown) and waits for it to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        self.child.wait().unwrap()
+    }
+
     /// Kills the process with SIGKILL (no graceful shutdown) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

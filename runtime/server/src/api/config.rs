@@ -2,7 +2,8 @@
 //! then `WEFT_*` environment variables (`WEFT_LISTEN`, `WEFT_STORAGE`, `WEFT_PLUGINS`,
 //! `WEFT_AUTH_TOKEN`, `WEFT_BASIC_AUTH`, `WEFT_INSECURE_NO_AUTH`, `WEFT_WAIT_TIMEOUT_SECS`,
 //! `WEFT_SHUTDOWN_GRACE_SECS`, `WEFT_MAX_BODY_BYTES`, `WEFT_LEASE_TTL_SECS`,
-//! `WEFT_TICK_INTERVAL_SECS`, `WEFT_DISPATCH`, `WEFT_DISPATCH_URL`), then command-line flags; then
+//! `WEFT_TICK_INTERVAL_SECS`, `WEFT_DISPATCH`, `WEFT_DISPATCH_URL`, `WEFT_FLUSH_INTERVAL_MS`),
+//! then command-line flags; then
 //! [`ServerConfig::validate`].
 
 use std::net::SocketAddr;
@@ -27,6 +28,7 @@ const ENV_KEYS: &[&str] = &[
     "tick_interval_secs",
     "dispatch",
     "dispatch_url",
+    "flush_interval_ms",
 ];
 
 /// Where the attempts of runnable tasks run.
@@ -94,6 +96,11 @@ pub struct ServerConfig {
     /// `dispatch_url: http://weft-lb:8080`: the pool's base URL (its load balancer's), to which
     /// `dispatch: http` posts attempts (`{dispatch_url}/api/v1/worker/attempts`).
     pub dispatch_url: Option<String>,
+    /// `flush_interval_ms: 100`: how long the steps of an execution that only start attempts
+    /// and record their results may stay in memory before they are written together (0: each
+    /// step is written at once). Any other step (a state change, a subflow, a user's action) is
+    /// written at once; a crash loses at most this much progress, whose attempts run again.
+    pub flush_interval_ms: u64,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -112,6 +119,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("tick_interval_secs", &self.tick_interval_secs)
             .field("dispatch", &self.dispatch)
             .field("dispatch_url", &self.dispatch_url)
+            .field("flush_interval_ms", &self.flush_interval_ms)
             .finish()
     }
 }
@@ -132,6 +140,7 @@ impl Default for ServerConfig {
             tick_interval_secs: 5,
             dispatch: DispatchMode::Local,
             dispatch_url: None,
+            flush_interval_ms: 100,
         }
     }
 }
@@ -182,6 +191,16 @@ pub enum ConfigError {
     /// A lease too short to be renewed in time.
     #[error("lease_ttl_secs must be at least 3 (got {0})")]
     ShortLease(u64),
+    /// A flush interval as long as the lease's renewal.
+    #[error(
+        "flush_interval_ms must be under a third of lease_ttl_secs ({max} ms), got {got}: an execution's steps would stay in memory longer than its lease is renewed"
+    )]
+    LongFlush {
+        /// The value given.
+        got: u64,
+        /// The largest value allowed.
+        max: u64,
+    },
     /// An empty token.
     #[error("auth_token is empty: give a token, or leave it unset")]
     EmptyToken,
@@ -230,6 +249,13 @@ impl ServerConfig {
         }
         if self.lease_ttl_secs < 3 {
             return Err(ConfigError::ShortLease(self.lease_ttl_secs));
+        }
+        let max = self.lease_ttl_secs.saturating_mul(1000) / 3;
+        if self.flush_interval_ms >= max {
+            return Err(ConfigError::LongFlush {
+                got: self.flush_interval_ms,
+                max,
+            });
         }
         if let Some(basic) = &self.basic_auth {
             match basic.split_once(':') {

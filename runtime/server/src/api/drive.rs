@@ -19,7 +19,7 @@ use super::App;
 use super::store_flows::StoreFlows;
 use crate::lease::{Lease, LeaseError};
 use crate::runner::control::{Session, SessionSender};
-use crate::runner::{Catalog, RunError, Runner, SessionDirectory, StartRequest};
+use crate::runner::{Catalog, Claim, RunError, Runner, SessionDirectory, StartRequest};
 
 /// How an execution comes into a driver.
 #[derive(Debug)]
@@ -80,6 +80,16 @@ impl Drivers {
         self.sender(tenant, id).is_some_and(|s| s.send(id, event))
     }
 
+    /// Asks every driver of this process to write what it holds and hand its lease back (see
+    /// `drive`).
+    pub(crate) fn stop_all(&self) {
+        if let Ok(m) = self.live.lock() {
+            for sender in m.values() {
+                sender.stop();
+            }
+        }
+    }
+
     /// Waits until no driver runs, at most `grace`; returns how many still run.
     pub(crate) async fn wait_idle(&self, grace: Duration) -> usize {
         let deadline = Instant::now() + grace;
@@ -122,8 +132,17 @@ pub(crate) async fn spawn(
     // process that dies right after creating it leaves a lease that a tick takes over (one
     // that dies before creating it leaves a lease of nothing, which the tick deletes). Not
     // with FILE inputs: their upload may outlast the lease, which a tick would then claim.
-    let new_id = match &mut init {
+    // a start whose caller answers only at its end, with a random id, is kept in memory until
+    // its first write, and takes its lease then (see `LeaseOnFirstWrite`)
+    let in_memory = match &mut init {
         Init::Start { req, .. } => {
+            req.defer_create &= req.seed.is_none() && req.files.is_empty();
+            req.defer_create
+        }
+        _ => false,
+    };
+    let new_id = match &mut init {
+        Init::Start { req, .. } if !in_memory => {
             let seed = *req.seed.get_or_insert_with(rand::random::<u64>);
             req.files
                 .is_empty()
@@ -131,6 +150,7 @@ pub(crate) async fn spawn(
         }
         _ => None,
     };
+    let first_write_lease = Arc::new(Mutex::new(None));
     // no lease, no new execution: one created without a lease would be driven by nobody if this
     // process died (the caller gets the error and may try again, with its idempotency key)
     let new_lease = match &new_id {
@@ -142,17 +162,26 @@ pub(crate) async fn spawn(
     app.drivers.running.fetch_add(1, Ordering::SeqCst);
     tokio::spawn(async move {
         let source = Arc::new(StoreFlows::new(&app, &tenant, store.clone()));
-        let runner = Runner::new(
+        let mut runner = Runner::new(
             app.setup.engine.clone(),
             store,
             app.setup.renderer.clone(),
             Catalog::from_source(source),
         )
-        .with_dispatch(app.dispatch_for(&tenant))
-        .with_sessions(Arc::new(TenantDrivers {
-            app: app.clone(),
-            tenant: tenant.clone(),
-        }));
+        .with_flush_interval(app.flush_interval);
+        if in_memory {
+            runner = runner.with_claim(Arc::new(LeaseOnFirstWrite {
+                app: app.clone(),
+                tenant: tenant.clone(),
+                slot: first_write_lease.clone(),
+            }));
+        }
+        let runner = runner
+            .with_dispatch(app.dispatch_for(&tenant))
+            .with_sessions(Arc::new(TenantDrivers {
+                app: app.clone(),
+                tenant: tenant.clone(),
+            }));
         let mut session = runner.session();
         let taking_over = matches!(init, Init::TakeOver { .. });
         let mut lease = match (&init, &new_id) {
@@ -186,10 +215,14 @@ pub(crate) async fn spawn(
                     app.metrics.execution_started();
                 }
                 let _ = first_tx.send(Ok(first));
-                if lease.is_none() && new_id.is_none() {
+                if lease.is_none() && new_id.is_none() && !in_memory {
                     // an action on a stored execution, or a start with files
                     lease = acquire(&app, &tenant, &id, session.unfinished()).await;
                 }
+                let lease = Leases {
+                    held: lease,
+                    first_write: first_write_lease,
+                };
                 if let Err(e) = drive(&app, &mut session, &id, lease, &done_tx).await {
                     tracing::error!(execution = %id, error = %e, "the execution's driver stopped");
                 }
@@ -210,6 +243,48 @@ pub(crate) async fn spawn(
         first,
         done: done_rx,
     })
+}
+
+/// Takes the lease of an execution kept in memory before its first write, for the driver to
+/// renew: from then on another instance carries it on if this one dies.
+struct LeaseOnFirstWrite {
+    app: Arc<App>,
+    tenant: String,
+    slot: Arc<Mutex<Option<Lease>>>,
+}
+
+impl Claim for LeaseOnFirstWrite {
+    fn claim<'a>(&'a self, id: &'a str) -> weft_engine::BoxFuture<'a, Result<(), RunError>> {
+        Box::pin(async move {
+            match acquire_new(&self.app, &self.tenant, id).await? {
+                Some(lease) => {
+                    if let Ok(mut slot) = self.slot.lock() {
+                        *slot = Some(lease);
+                    }
+                    Ok(())
+                }
+                // its random id is held by another live process: never written twice
+                None => Err(RunError::Exists(id.to_string())),
+            }
+        })
+    }
+}
+
+/// The lease a driver renews: the one it started with, or the one its execution kept in memory
+/// took at its first write.
+struct Leases {
+    held: Option<Lease>,
+    first_write: Arc<Mutex<Option<Lease>>>,
+}
+
+impl Leases {
+    /// The lease held now, if any.
+    fn current(&mut self) -> Option<&Lease> {
+        if self.held.is_none() {
+            self.held = self.first_write.lock().ok().and_then(|mut s| s.take());
+        }
+        self.held.as_ref()
+    }
 }
 
 /// Takes the lease of a new execution `id` before it is created; `None` when another live
@@ -249,7 +324,7 @@ async fn drive(
     app: &App,
     session: &mut Session<'_>,
     id: &str,
-    mut lease: Option<Lease>,
+    mut lease: Leases,
     done: &watch::Sender<Option<Execution>>,
 ) -> Result<(), RunError> {
     let renew_every = app.leases.ttl() / 3;
@@ -271,13 +346,29 @@ async fn drive(
         if session.all_done() {
             break;
         }
-        let Some(held) = &lease else { continue };
+        if session.stopped() {
+            // the process shuts down: what the session held is written; the lease expires now,
+            // so the next tick on another instance carries the executions on
+            if let Some(held) = lease.current() {
+                let unfinished = session.unfinished();
+                match app.leases.hand_back(held, unfinished, Utc::now()).await {
+                    Ok(_) => tracing::info!(execution = %id, "handed back to the pool"),
+                    Err(e) => {
+                        tracing::warn!(execution = %id, error = %e, "could not hand the lease back; it expires on its own");
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let Some(held) = lease.current() else {
+            continue;
+        };
         match app
             .leases
             .renew(held, session.unfinished(), Utc::now())
             .await
         {
-            Ok(renewed) => lease = Some(renewed),
+            Ok(renewed) => lease.held = Some(renewed),
             Err(LeaseError::Lost(root)) => {
                 tracing::warn!(%root, "another instance took these executions over: this driver stops");
                 return Ok(());
@@ -285,7 +376,7 @@ async fn drive(
             Err(e) => tracing::warn!(error = %e, "could not renew the lease; trying again"),
         }
     }
-    if let Some(lease) = &lease {
+    if let Some(lease) = lease.current() {
         app.leases.release(lease).await;
     }
     Ok(())

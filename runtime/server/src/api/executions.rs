@@ -83,9 +83,11 @@ pub(crate) async fn start_and_answer(
     store: DynStore,
     namespace: String,
     flow_id: String,
-    req: StartRequest,
+    mut req: StartRequest,
     wait: bool,
 ) -> ApiResult<Json<JsonValue>> {
+    // nobody can ask for it before it ended: it may stay in memory until then
+    req.defer_create = wait;
     let started = drive::spawn(
         app.clone(),
         tenant.0.clone(),
@@ -105,9 +107,18 @@ pub(crate) async fn start_and_answer(
     if !wait {
         return Ok(Json(exec_json(&driven.first)));
     }
-    drive::wait_done(&mut driven.done, app.wait_timeout).await;
-    let exec = read(&store, &driven.first.id).await?;
-    Ok(Json(exec_json(&exec)))
+    let ended = drive::wait_done(&mut driven.done, app.wait_timeout).await;
+    match read(&store, &driven.first.id).await {
+        Ok(exec) => Ok(Json(exec_json(&exec))),
+        // kept in memory until its first write, which never came: its driver stopped
+        Err(e) if !ended && e.status() == StatusCode::NOT_FOUND => {
+            Err(ApiError::internal(format!(
+                "the driver of execution {} stopped before it was stored",
+                driven.first.id
+            )))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// Answers an execution a repeated start created earlier: as it is, or once it terminated with

@@ -62,6 +62,8 @@ pub(crate) struct App {
     /// The leases of the executions this process drives.
     pub(crate) leases: Leases,
     pub(crate) wait_timeout: Duration,
+    /// How long an execution's steps may stay in memory (`flush_interval_ms`).
+    pub(crate) flush_interval: Duration,
     /// The largest request body (`max_body_bytes`), for handlers that read the body themselves.
     pub(crate) max_body: usize,
     /// False once shutdown began (`/ready` answers 503).
@@ -318,6 +320,7 @@ impl Server {
             flows: Arc::default(),
             leases: Leases::new(store.clone(), Duration::from_secs(config.lease_ttl_secs)),
             wait_timeout: Duration::from_secs(config.wait_timeout_secs),
+            flush_interval: Duration::from_millis(config.flush_interval_ms),
             max_body: config.max_body_bytes,
             accepting: AtomicBool::new(true),
             dispatch,
@@ -369,14 +372,23 @@ impl Server {
         }
         let left = app.drivers.wait_idle(self.grace).await;
         if left > 0 {
+            // the rest are handed back: their steps held in memory are written and their leases
+            // expire now, for a tick on another instance to carry them on
+            app.drivers.stop_all();
+            let still = app.drivers.wait_idle(HAND_BACK_WAIT).await;
             tracing::warn!(
                 executions = left,
-                "executions still running at the end of the grace period; their state is in storage"
+                not_handed_back = still,
+                "executions still running at the end of the grace period were handed back to the pool"
             );
         }
         Ok(())
     }
 }
+
+/// How long the drivers still running after the grace period have to write what they hold and
+/// hand their leases back.
+const HAND_BACK_WAIT: Duration = Duration::from_secs(5);
 
 /// Completes on SIGTERM or ctrl-c.
 pub async fn shutdown_signal() {

@@ -89,6 +89,7 @@ impl Runner {
             attempts: HashMap::new(),
             tx,
             rx,
+            stopped: false,
         }
     }
 }
@@ -107,6 +108,8 @@ enum External {
     /// Resume with `onResume` inputs as sent ([`Session::resume_with`]), answering whether they
     /// were valid.
     Resume(String, StartRequest, oneshot::Sender<Result<(), RunError>>),
+    /// Write what is held and stop driving (the process shuts down).
+    Stop,
 }
 
 /// Sends events (kill, resume) to the executions of a [`Session`] from elsewhere (another
@@ -119,6 +122,7 @@ impl std::fmt::Debug for External {
         match self {
             External::Event(id, e) => write!(f, "Event({id}, {e:?})"),
             External::Resume(id, ..) => write!(f, "Resume({id})"),
+            External::Stop => write!(f, "Stop"),
         }
     }
 }
@@ -127,6 +131,12 @@ impl SessionSender {
     /// Queues `event` for execution `id`; false when the session is gone.
     pub fn send(&self, id: &str, event: Event) -> bool {
         self.0.send(External::Event(id.to_string(), event)).is_ok()
+    }
+
+    /// Asks the session to write what it holds in memory and stop driving (see
+    /// [`Session::stopped`]); false when the session is gone.
+    pub fn stop(&self) -> bool {
+        self.0.send(External::Stop).is_ok()
     }
 
     /// Asks the session to resume execution `id` with `onResume` inputs as sent (typed and
@@ -193,6 +203,8 @@ pub struct Session<'r> {
     rx: mpsc::UnboundedReceiver<Finished>,
     ext_tx: mpsc::UnboundedSender<External>,
     ext_rx: mpsc::UnboundedReceiver<External>,
+    /// Asked to stop ([`SessionSender::stop`]).
+    stopped: bool,
 }
 
 impl std::fmt::Debug for Session<'_> {
@@ -268,10 +280,15 @@ impl Session<'_> {
         }
         let exec_id = exec.id.clone();
         let running = self.running_of(&exec.namespace, &exec.flow_id);
-        runner
-            .create(&mut self.lives, executor, exec, files, None)
-            .await
-            .map_err(|e| e.into_run(&exec_id))?;
+        match req.defer_create {
+            true => runner.create_in_memory(&mut self.lives, executor, exec, files),
+            false => {
+                runner
+                    .create(&mut self.lives, executor, exec, files, None)
+                    .await
+            }
+        }
+        .map_err(|e| e.into_run(&exec_id))?;
         self.pending
             .entry(exec_id.clone())
             .or_default()
@@ -367,42 +384,36 @@ impl Session<'_> {
         mut until: impl FnMut(&Session<'_>) -> bool,
     ) -> Result<bool, RunError> {
         loop {
-            while let Some((exec_id, events)) = self.pending.shift_remove_index(0) {
-                let effects = self.runner.step(&mut self.lives, &exec_id, events).await?;
-                let terminated = effects
-                    .iter()
-                    .any(|e| matches!(e, weft_executor::Effect::Terminated { .. }));
-                for effect in effects {
-                    self.runner
-                        .apply(
-                            &mut self.lives,
-                            &exec_id,
-                            effect,
-                            &self.tx,
-                            &mut self.pending,
-                            &mut self.timers,
-                            &mut self.attempts,
-                        )
-                        .await?;
-                }
-                if terminated {
-                    self.fire_flow_triggers(&exec_id).await;
-                }
-                if until(self) {
-                    return Ok(true);
-                }
+            if self.stopped {
+                self.flush_all().await?;
+                return Ok(false);
             }
-            if until(self) {
+            let done = self.drive_pending(&mut until).await?;
+            if done || until(self) {
+                self.flush_all().await?;
                 return Ok(true);
             }
             let now = Instant::now();
             if now >= deadline {
+                self.flush_all().await?;
                 return Ok(false);
+            }
+            let flushed = self.runner.flush_due(&mut self.lives, Some(now)).await?;
+            if !flushed.is_empty() {
+                self.apply_all(flushed).await?;
+                continue;
             }
             let next_timer = self.timers.peek().map(|Reverse((at, _, _))| *at);
             let limit = deadline - now;
             let timer_wait = next_timer.map(|at| (at - Utc::now()).to_std().unwrap_or_default());
-            let wait = timer_wait.map_or(limit, |w| w.min(limit));
+            let flush_wait = self
+                .runner
+                .next_flush(&self.lives)
+                .map(|at| at.saturating_duration_since(now));
+            let wait = [timer_wait, flush_wait]
+                .into_iter()
+                .flatten()
+                .fold(limit, std::cmp::Ord::min);
             let wake = tokio::select! {
                 finished = self.rx.recv() => Wake::Finished(finished),
                 external = self.ext_rx.recv() => Wake::External(external),
@@ -461,9 +472,70 @@ impl Session<'_> {
         }
     }
 
+    /// Steps every execution with pending events; true as soon as `until` holds.
+    async fn drive_pending(
+        &mut self,
+        until: &mut impl FnMut(&Session<'_>) -> bool,
+    ) -> Result<bool, RunError> {
+        while let Some((exec_id, events)) = self.pending.shift_remove_index(0) {
+            let effects = self.runner.step(&mut self.lives, &exec_id, events).await?;
+            self.apply_all(vec![(exec_id, effects)]).await?;
+            if until(self) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Applies the effects of steps, by execution; fires the Flow triggers of those that ended.
+    async fn apply_all(
+        &mut self,
+        steps: Vec<(String, Vec<weft_executor::Effect>)>,
+    ) -> Result<(), RunError> {
+        for (exec_id, effects) in steps {
+            let terminated = effects
+                .iter()
+                .any(|e| matches!(e, weft_executor::Effect::Terminated { .. }));
+            for effect in effects {
+                self.runner
+                    .apply(
+                        &mut self.lives,
+                        &exec_id,
+                        effect,
+                        &self.tx,
+                        &mut self.pending,
+                        &mut self.timers,
+                        &mut self.attempts,
+                    )
+                    .await?;
+            }
+            if terminated {
+                self.fire_flow_triggers(&exec_id).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every execution whose steps are in memory (see [`super::flush`]).
+    pub async fn flush_all(&mut self) -> Result<(), RunError> {
+        let flushed = self.runner.flush_due(&mut self.lives, None).await?;
+        if !flushed.is_empty() {
+            // a write met a conflict: what the execution asks for now runs at the next drive
+            self.apply_all(flushed).await?;
+        }
+        Ok(())
+    }
+
+    /// Whether the session was asked to stop ([`SessionSender::stop`]): it drives no more, and
+    /// what it held in memory is written.
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
     /// Applies what another task asked (see [`SessionSender`]).
     async fn external(&mut self, ask: External) {
         match ask {
+            External::Stop => self.stopped = true,
             External::Event(id, event) => self.pending.entry(id).or_default().push(event),
             External::Resume(id, req, reply) => {
                 let _ = reply.send(self.resume_with(&id, req).await);
@@ -539,6 +611,14 @@ impl Session<'_> {
         let executor = live.executor.clone();
         let now = Utc::now();
         let repo = runner.repo();
+        // what it holds in memory goes first (nothing, for an execution that ended)
+        let flushed = runner.flush(&mut self.lives, id, Vec::new()).await?;
+        if !flushed.is_empty() {
+            self.apply_all(vec![(id.to_string(), flushed)]).await?;
+        }
+        let Some(live) = self.lives.get_mut(id) else {
+            return Err(RunError::UnknownExecution(id.to_string()));
+        };
         let current = live.take_current(&repo, id).await?;
         // on failure the held copy went into the write: `take_current` reads it again when needed
         let updated = repo

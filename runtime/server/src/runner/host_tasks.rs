@@ -88,18 +88,18 @@ pub(super) struct Driver<'a> {
 }
 
 impl Runner {
-    /// Performs a host-task attempt and sends its result as a worker's (at once, or from a
-    /// spawned task when it waits on another driver).
+    /// Performs a host-task attempt and sends its result as a worker's: at once, or from a
+    /// spawned task when it waits on another driver (its handle is returned then).
     pub(super) async fn host_attempt(
         &self,
         kind: HostTask,
         driver: Driver<'_>,
         task: &RunTask,
         tx: &mpsc::UnboundedSender<Finished>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, RunError> {
         let started = Instant::now();
         let Some(live) = driver.lives.get(&task.execution_id) else {
-            return Ok(());
+            return Ok(None);
         };
         let logs = AttemptLogs::new(live.files.namespace(), live.files.flow_id(), task);
         let performed = match kind {
@@ -117,13 +117,16 @@ impl Runner {
             started,
             tx: tx.clone(),
         };
-        match performed {
-            Performed::Now(outcome) => end.finish(outcome).await,
-            Performed::Later(future) => {
-                tokio::spawn(async move { end.finish(future.await).await });
+        Ok(match performed {
+            Performed::Now(outcome) => {
+                end.finish(outcome).await;
+                None
             }
-        }
-        Ok(())
+            // tracked as an attempt: cancelled with its task run, not asked twice
+            Performed::Later(future) => {
+                Some(tokio::spawn(async move { end.finish(future.await).await }))
+            }
+        })
     }
 
     /// Renders the string property `name` of a host task with the task's variables (without
@@ -153,7 +156,8 @@ impl Runner {
     }
 }
 
-fn host_context(task: &RunTask) -> Context<'_> {
+/// The context a task's properties are rendered in by the host (no `secret()`/`kv()`).
+pub(super) fn host_context(task: &RunTask) -> Context<'_> {
     Context {
         vars: &task.context,
         now: Utc::now(),

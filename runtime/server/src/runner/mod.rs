@@ -12,6 +12,7 @@ pub mod control;
 pub mod dispatch;
 mod fetch;
 mod flow_triggers;
+mod flush;
 mod foreach_item;
 mod host;
 mod host_tasks;
@@ -23,7 +24,6 @@ mod work_dir;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -41,6 +41,7 @@ use weft_store::repo::{
     check_outputs_fit, outputs_size,
 };
 
+pub use flush::Claim;
 use logs::AttemptLogs;
 pub use resume_task::SessionDirectory;
 
@@ -220,6 +221,10 @@ pub struct StartRequest {
     pub seed: Option<u64>,
     /// The revision of the flow to start (one the caller read already); the latest when `None`.
     pub revision: Option<u32>,
+    /// Keep the new execution in memory until its first write (when it ends, or one flush
+    /// interval later), for a caller that answers only once it ended (`?wait=true`): nobody
+    /// else can know its id before. Not with `seed` (an id another start may repeat).
+    pub defer_create: bool,
 }
 
 /// Runs executions to their end in this process.
@@ -235,7 +240,14 @@ pub struct Runner {
     secrets: weft_flow::expr::Secrets,
     /// The other sessions of this process, for host tasks (see [`Runner::with_sessions`]).
     sessions: Option<Arc<dyn SessionDirectory>>,
+    /// How long steps may stay in memory before they are written (see [`flush`]).
+    flush_interval: std::time::Duration,
+    /// What the first write of an execution created in memory waits for.
+    claim: Option<Arc<dyn Claim>>,
 }
+
+/// How long an execution's steps stay in memory at most, by default (see [`flush`]).
+pub const DEFAULT_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -250,12 +262,43 @@ struct Live {
     /// The execution as stored (moved into each write, never copied); `None` only while a write
     /// is in flight or after one failed (then it is read again).
     current: Option<Versioned<Execution>>,
-    /// Bytes of its stored head, for the document budget.
+    /// Bytes of its stored head, for the document budget (plus the outputs of the results
+    /// applied since, while they are in memory).
     head_size: usize,
     files: ExecutionFiles,
     /// (parent execution, task run) for a subflow execution.
     parent: Option<(String, String)>,
     done: bool,
+    /// The steps applied to `current` and not written yet.
+    unflushed: flush::Unflushed,
+    /// False while its creation is deferred to its first write.
+    stored: bool,
+    /// The state its execution-index entry holds.
+    indexed: Option<State>,
+}
+
+impl Live {
+    fn new(
+        executor: Arc<Executor>,
+        current: Versioned<Execution>,
+        files: ExecutionFiles,
+        parent: Option<(String, String)>,
+    ) -> Self {
+        let done = current.value.state.current.is_terminal();
+        let indexed = Some(current.value.state.current);
+        Live {
+            executor,
+            current: Some(current),
+            // known from the first write on; until then the budget counts the outputs only
+            head_size: 0,
+            files,
+            parent,
+            done,
+            unflushed: flush::Unflushed::default(),
+            stored: true,
+            indexed,
+        }
+    }
 }
 
 impl Live {
@@ -331,7 +374,22 @@ impl Runner {
             dispatch: dispatch::Dispatch::Local,
             secrets: weft_flow::expr::Secrets::from_env(),
             sessions: None,
+            flush_interval: DEFAULT_FLUSH_INTERVAL,
+            claim: None,
         }
+    }
+
+    /// Lets the steps of an execution stay in memory up to `interval` before they are written
+    /// together (zero: every step is written at once). See [`flush`].
+    pub fn with_flush_interval(mut self, interval: std::time::Duration) -> Self {
+        self.flush_interval = interval;
+        self
+    }
+
+    /// Calls `claim` before the first write of an execution created in memory.
+    pub fn with_claim(mut self, claim: Arc<dyn Claim>) -> Self {
+        self.claim = Some(claim);
+        self
     }
 
     /// Reports progress to `observer`.
@@ -412,21 +470,9 @@ impl Runner {
             .resolve_revision(&exec.namespace, &exec.flow_id, Some(exec.flow_revision))
             .await?;
         let files = self.files_of(exec)?;
-        let done = exec.state.current.is_terminal();
         let parent = parent_of(exec);
         let snapshot = exec.clone();
-        lives.insert(
-            id.to_string(),
-            Live {
-                executor,
-                current: Some(current),
-                // known from the first write on; until then the budget counts the outputs only
-                head_size: 0,
-                files,
-                parent,
-                done,
-            },
-        );
+        lives.insert(id.to_string(), Live::new(executor, current, files, parent));
         Ok(snapshot)
     }
 
@@ -456,26 +502,45 @@ impl Runner {
                     false => CreateError::Run(storage(e)),
                 })?;
         self.index(&exec).await;
-        lives.insert(
-            id,
-            Live {
-                executor,
-                current: Some(Versioned {
-                    value: exec,
-                    version,
-                }),
-                head_size: 0,
-                files,
-                parent,
-                done: false,
-            },
-        );
+        let current = Versioned {
+            value: exec,
+            version,
+        };
+        lives.insert(id, Live::new(executor, current, files, parent));
         Ok(())
     }
 
-    /// One advance of one execution over `events`, persisted with a version condition. The log
-    /// lines among its effects are reported and stored here ([`Runner::store_executor_logs`]); the
-    /// other effects are returned for the caller to apply.
+    /// As [`Runner::create`] for an execution whose id nobody else knows yet, written only at
+    /// its first flush (see [`StartRequest::defer_create`]).
+    fn create_in_memory(
+        &self,
+        lives: &mut HashMap<String, Live>,
+        executor: Arc<Executor>,
+        exec: Execution,
+        files: ExecutionFiles,
+    ) -> Result<(), CreateError> {
+        let id = exec.id.clone();
+        if lives.contains_key(&id) {
+            return Err(CreateError::Exists);
+        }
+        // not stored: the version is never used as a condition (the first write is a create)
+        let current = Versioned {
+            value: exec,
+            version: weft_store::Version::new(""),
+        };
+        let mut live = Live::new(executor, current, files, None);
+        live.stored = false;
+        live.indexed = None;
+        live.unflushed = flush::Unflushed::created();
+        lives.insert(id, live);
+        Ok(())
+    }
+
+    /// One advance of one execution over `events`: kept in memory when it may be (see
+    /// [`flush::deferrable`]) until its flush is due, else written at once with a version
+    /// condition (with the steps before it). The log lines among its effects are reported and
+    /// stored here ([`Runner::store_executor_logs`]); the other effects are returned for the
+    /// caller to apply.
     async fn step(
         &self,
         lives: &mut HashMap<String, Live>,
@@ -485,37 +550,35 @@ impl Runner {
         let Some(live) = lives.get_mut(exec_id) else {
             return Ok(Vec::new());
         };
-        let repo = self.repo();
-        let current = live.take_current(&repo, exec_id).await?;
-        let state_before = current.value.state.current;
+        let mut current = live.take_current(&self.repo(), exec_id).await?;
+        let before = current.value.state.current;
         let mut events = events;
-        admit_results(
+        live.head_size = admit_results(
             &current.value,
             &mut events,
             live.head_size,
             &self.offload,
             &*self.observer,
         );
-        let executor = live.executor.clone();
         let now = Utc::now();
-        let updated = repo
-            .update_from(exec_id, current, |exec: &mut Execution| {
-                Ok::<_, Infallible>(executor.advance(exec, events.clone(), now))
-            })
-            .await;
-        // on failure the held copy went into the write: `take_current` reads it again when needed
-        let updated = updated.map_err(|e| RunError::Storage(e.to_string()))?;
-        live.head_size = updated.size;
-        let state_changed = state_before != updated.value.state.current;
-        let current = live.current.insert(Versioned {
-            value: updated.value,
-            version: updated.version,
-        });
-        if state_changed {
-            self.index(&current.value).await;
-        }
-        self.store_executor_logs(lives, exec_id, updated.result)
-            .await
+        let effects = live
+            .executor
+            .advance(&mut current.value, events.clone(), now);
+        let after = current.value.state.current;
+        live.current = Some(current);
+        let quiet = flush::deferrable(&events, before, after, &effects);
+        live.unflushed.push(events, now);
+        let write_now = !quiet
+            || live.head_size > self.offload.document_budget / 2
+            || live
+                .unflushed
+                .due(self.flush_interval)
+                .is_some_and(|at| at <= Instant::now());
+        let effects = match write_now {
+            true => self.flush(lives, exec_id, effects).await?,
+            false => effects,
+        };
+        self.store_executor_logs(lives, exec_id, effects).await
     }
 
     /// Writes the execution's entry in the execution index (derived data: a failure is logged,
@@ -558,15 +621,22 @@ impl Runner {
                 if !lives.contains_key(exec_id) {
                     return Ok(());
                 }
+                let key = (exec_id.to_string(), task.task_run_id.clone(), task.attempt);
+                if attempts.contains_key(&key) || result_pending(pending, exec_id, &task) {
+                    // asked again (a write that met a conflict recovers the execution): it runs
+                    return Ok(());
+                }
                 self.observer.attempt_started(&task);
                 if let Some(kind) = host_tasks::HostTask::of(&task.task_type) {
                     let driver = host_tasks::Driver { lives, pending };
-                    return self.host_attempt(kind, driver, &task, tx).await;
+                    if let Some(handle) = self.host_attempt(kind, driver, &task, tx).await? {
+                        attempts.insert(key, handle);
+                    }
+                    return Ok(());
                 }
                 let Some(live) = lives.get(exec_id) else {
                     return Ok(());
                 };
-                let key = (exec_id.to_string(), task.task_run_id.clone(), task.attempt);
                 let handle = self.spawn_attempt(live, *task, tx.clone());
                 attempts.insert(key, handle);
             }
@@ -750,7 +820,7 @@ fn admit_results(
     head_size: usize,
     offload: &OffloadConfig,
     observer: &dyn Observer,
-) {
+) -> usize {
     let mut size = head_size;
     for event in events.iter_mut() {
         let Event::WorkerResult(r) = event else {
@@ -768,6 +838,17 @@ fn admit_results(
             }
         }
     }
+    size
+}
+
+/// Whether the result of `task`'s attempt waits in `pending` to be applied.
+fn result_pending(pending: &IndexMap<String, Vec<Event>>, exec_id: &str, task: &RunTask) -> bool {
+    pending.get(exec_id).is_some_and(|events| {
+        events.iter().any(|e| {
+            matches!(e, Event::WorkerResult(r)
+                if r.task_run_id == task.task_run_id && r.attempt == task.attempt)
+        })
+    })
 }
 
 fn storage(e: impl std::fmt::Display) -> RunError {

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value as Json};
 use weft_executor::{RunTask, WorkingDirectory};
-use weft_flow::expr::{Context, Renderer};
+use weft_flow::expr::Renderer;
 use weft_store::repo::ExecutionFiles;
 
 /// The scratch directories of this process's WorkingDirectory tasks.
@@ -77,13 +77,9 @@ impl WorkDirs {
             cache.restore(files, wd, &dir).await?;
         }
         let render = |template: &str| {
-            let ctx = Context {
-                vars: &task.context,
-                now: Utc::now(),
-                seed: task.seed,
-                host: None,
-            };
-            renderer.render(template, &ctx).map_err(|e| e.to_string())
+            renderer
+                .render(template, &super::host_tasks::host_context(task))
+                .map_err(|e| e.to_string())
         };
         // (name, content, whether they are templates still to render)
         let inputs: Vec<(String, Json, bool)> = match wd.properties.get("inputFiles") {
@@ -225,12 +221,11 @@ impl Cache {
     }
 
     fn key(files: &ExecutionFiles, wd: &WorkingDirectory) -> Result<weft_store::Key, String> {
-        weft_store::Key::new(format!(
-            "wd-cache/{}/{}/{}.tar",
+        weft_store::repo::working_directory_cache_key(
             files.namespace(),
             files.flow_id(),
-            wd.task_id
-        ))
+            &wd.task_id,
+        )
         .map_err(|e| e.to_string())
     }
 
