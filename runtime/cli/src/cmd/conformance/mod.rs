@@ -12,9 +12,11 @@ mod input_kinds;
 mod run_kinds;
 mod scenario;
 mod validate_kinds;
+mod watchdog;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -52,6 +54,10 @@ pub(crate) struct Args {
     /// every case gets its own prefix below it.
     #[arg(long, env = "WEFT_STORAGE", default_value = "memory://")]
     store: String,
+    /// A case still running after this many seconds fails the whole run at once, naming the case
+    /// (a hang must not eat a CI run's time budget in silence).
+    #[arg(long, default_value_t = 300)]
+    case_limit_secs: u64,
 }
 
 /// Runs the corpus.
@@ -76,7 +82,10 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .is_none_or(|f| c.name.contains(f.as_str()))
         })
         .collect();
+    let watchdog =
+        watchdog::Watchdog::start(&args.label, Duration::from_secs(args.case_limit_secs));
     for case in selected {
+        watchdog.enter(&case.name);
         let outcome = match out_of_reach.get(&case.name) {
             Some(reason) => Outcome::Skipped(format!("out of reach: {reason}")),
             None => match case.kind.as_str() {
@@ -90,6 +99,7 @@ pub(crate) fn run(args: Args) -> anyhow::Result<ExitCode> {
                 other => Outcome::Skipped(format!("kind `{other}` is not supported yet")),
             },
         };
+        watchdog.leave();
         match &outcome {
             Outcome::Passed => {
                 passed += 1;
