@@ -201,6 +201,10 @@ async fn a_fan_out_is_dispatched_to_the_pool_and_runs_there() {
         Some(2 * ATTEMPTS + 1),
         "{on_b:?}"
     );
+    // an attempt counts where its plugin ran: the WorkingDirectory's two on A, the rest on B
+    let ran = "weft_task_attempt_duration_seconds_count{state=\"SUCCESS\"}";
+    assert_eq!(sample(&on_a, ran), Some(2), "{on_a:?}");
+    assert_eq!(sample(&on_b, ran), Some(2 * ATTEMPTS + 1), "{on_b:?}");
     // B ran attempts only: it drove no execution
     assert_eq!(sample(&on_b, "weft_executions_started_total"), Some(0));
     assert_eq!(sample(&on_b, "weft_attempts_dispatched_total"), Some(0));

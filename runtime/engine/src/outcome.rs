@@ -161,6 +161,24 @@ pub enum AttemptFailure {
 }
 
 impl AttemptFailure {
+    /// A short, stable name of the variant, for metrics and logs: `unknown_type`, `timeout`,
+    /// `fuel_exhausted`, `memory_limit`, `output_too_large`, `exited`, `trap`, `task_error`,
+    /// `invalid_outputs`, `instantiate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::UnknownType { .. } => "unknown_type",
+            Self::Timeout { .. } => "timeout",
+            Self::FuelExhausted { .. } => "fuel_exhausted",
+            Self::MemoryLimit { .. } => "memory_limit",
+            Self::OutputTooLarge { .. } => "output_too_large",
+            Self::Exited(_) => "exited",
+            Self::Trap(_) => "trap",
+            Self::Task(_) => "task_error",
+            Self::InvalidOutputs(_) => "invalid_outputs",
+            Self::Instantiate(_) => "instantiate",
+        }
+    }
+
     /// Whether the failure is a limit of the sandbox (rather than the task's own error).
     pub fn is_limit(&self) -> bool {
         matches!(

@@ -663,6 +663,38 @@ async fn storage_requests(s: &TestServer, kind: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_give_attempt_durations_by_state_and_plugin_failures_by_kind() {
+    let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
+    // `size` fails in its plugin: the file it asks for does not exist
+    let flow = "id: sized\nnamespace: company.team\ntasks:\n  - {id: ok, type: io.kestra.plugin.core.debug.Return, format: fine}\n  - {id: size, type: io.kestra.plugin.core.storage.Size, uri: \"kestra:///company/team/sized/nothing.txt\"}\n";
+    assert_eq!(s.create_flow("/api/v1", flow).await.0, StatusCode::OK);
+    let (status, exec) = s
+        .json(
+            reqwest::Method::POST,
+            "/api/v1/executions/company.team/sized?wait=true",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{exec}");
+    assert_eq!(exec["state"]["current"], "FAILED", "{exec:#}");
+
+    let text = metrics(&s).await;
+    for line in [
+        "# TYPE weft_task_attempt_duration_seconds histogram",
+        "weft_task_attempt_duration_seconds_count{state=\"SUCCESS\"} 1",
+        "weft_task_attempt_duration_seconds_bucket{state=\"SUCCESS\",le=\"+Inf\"} 1",
+        "weft_task_attempt_duration_seconds_count{state=\"FAILED\"} 1",
+        "# TYPE weft_plugin_failures_total counter",
+        "weft_plugin_failures_total{kind=\"task_error\"} 1",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "`{line}` not in the metrics:\n{text}"
+        );
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_with_wait_is_written_once_it_ended_and_one_without_at_once() {
     // no ticker, and an interval no run of this flow outlasts: only the execution's writes count
     let s = TestServer::start_config(|c| {

@@ -168,7 +168,8 @@ pub(crate) async fn spawn(
             app.setup.renderer.clone(),
             Catalog::from_source(source),
         )
-        .with_flush_interval(app.flush_interval);
+        .with_flush_interval(app.flush_interval)
+        .with_attempt_stats(app.metrics.attempts.clone());
         if in_memory {
             runner = runner.with_claim(Arc::new(LeaseOnFirstWrite {
                 app: app.clone(),

@@ -1,7 +1,8 @@
 //! Prometheus metrics of this process (text exposition format): executions started and ended
 //! by state, executions taken over from a dead process, HTTP requests by status class, attempts
 //! dispatched to the pool (and those run here when that failed, by reason) and attempts served
-//! for the pool, and the storage requests and conflicts of the store.
+//! for the pool, the attempts run here (their duration by final state, their plugin failures by
+//! kind), and the storage requests and conflicts of the store.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use weft_store::RequestCounts;
 
 use crate::runner::dispatch::DispatchCounters;
+use crate::runner::{AttemptStats, Histogram};
 
 /// Counters of this process.
 #[derive(Debug, Default)]
@@ -22,6 +24,8 @@ pub(crate) struct Metrics {
     /// Attempts this process dispatched to the pool (counted by its dispatchers).
     pub(crate) dispatch: Arc<DispatchCounters>,
     served: AtomicU64,
+    /// The attempts run in this process (counted by its workers).
+    pub(crate) attempts: Arc<AttemptStats>,
 }
 
 impl Metrics {
@@ -109,6 +113,25 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP weft_task_attempt_duration_seconds Wall time of the task attempts this process ran in its WASM engine, by final state.\n# TYPE weft_task_attempt_duration_seconds histogram"
+        );
+        for (state, histogram) in self.attempts.durations() {
+            histogram_lines(
+                &mut out,
+                "weft_task_attempt_duration_seconds",
+                &format!("state=\"{state}\""),
+                &histogram,
+            );
+        }
+        labelled(
+            &mut out,
+            "weft_plugin_failures_total",
+            "Task attempts whose plugin failed in this process's WASM engine, by kind (timeout, fuel_exhausted, memory_limit, output_too_large, exited, trap, task_error, invalid_outputs, instantiate, unknown_type).",
+            "kind",
+            self.attempts.failures(),
+        );
+        let _ = writeln!(
+            out,
             "# HELP weft_storage_requests_total Object-store requests, by kind.\n# TYPE weft_storage_requests_total counter"
         );
         for (kind, n) in [
@@ -132,6 +155,17 @@ impl Metrics {
         );
         out
     }
+}
+
+/// Writes the lines of one labelled series of histogram `name`: its cumulative buckets, `+Inf`,
+/// sum and count.
+fn histogram_lines(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    for (le, n) in h.cumulative() {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
 }
 
 /// Writes counter `name` with one line per value of its `label`.
@@ -165,6 +199,11 @@ mod tests {
         m.dispatch.count_dispatched();
         m.dispatch.count_dispatched();
         m.dispatch.count_failed("connect", false);
+        m.attempts.record(
+            weft_executor::State::Failed,
+            std::time::Duration::from_millis(20),
+            Some("fuel_exhausted"),
+        );
         let text = m.render(&RequestCounts {
             put: 7,
             ..Default::default()
@@ -189,5 +228,15 @@ mod tests {
             text.contains("weft_attempt_dispatch_fallbacks_total{reason=\"connect\"} 1\n"),
             "{text}"
         );
+        for line in [
+            "# TYPE weft_task_attempt_duration_seconds histogram\n",
+            "weft_task_attempt_duration_seconds_bucket{state=\"FAILED\",le=\"0.01\"} 0\n",
+            "weft_task_attempt_duration_seconds_bucket{state=\"FAILED\",le=\"0.025\"} 1\n",
+            "weft_task_attempt_duration_seconds_bucket{state=\"FAILED\",le=\"+Inf\"} 1\n",
+            "weft_task_attempt_duration_seconds_count{state=\"FAILED\"} 1\n",
+            "weft_plugin_failures_total{kind=\"fuel_exhausted\"} 1\n",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
     }
 }

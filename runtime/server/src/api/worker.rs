@@ -50,6 +50,7 @@ pub(crate) async fn attempt(
         app.setup.renderer.clone(),
         // as the drivers of this process (`drive::spawn`) run attempts
         OffloadConfig::default(),
+        app.metrics.attempts.clone(),
     );
     let attempted = worker
         .run(&body.namespace, &body.flow_id, &body.task)

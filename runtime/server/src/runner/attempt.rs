@@ -17,6 +17,7 @@ use weft_store::repo::{
     ExecutionFiles, FilesExprHost, LogRepo, OffloadConfig, RepoResult, offload_outputs,
 };
 
+use super::attempt_stats::AttemptStats;
 use super::host::AttemptHost;
 use super::logs::AttemptLogs;
 use super::work_dir::WorkDirs;
@@ -59,6 +60,8 @@ pub(crate) struct Worker {
     pub(crate) work_dirs: WorkDirs,
     /// Where `secret()` finds its values; those revealed are masked in the attempt's logs.
     pub(crate) secrets: Secrets,
+    /// Where the attempts run here are counted.
+    pub(crate) stats: Arc<AttemptStats>,
 }
 
 impl Worker {
@@ -69,6 +72,7 @@ impl Worker {
         store: DynStore,
         renderer: Arc<Renderer>,
         offload: OffloadConfig,
+        stats: Arc<AttemptStats>,
     ) -> Worker {
         Worker {
             engine,
@@ -77,6 +81,7 @@ impl Worker {
             offload,
             work_dirs: WorkDirs,
             secrets: Secrets::from_env(),
+            stats,
         }
     }
 
@@ -133,6 +138,7 @@ impl Worker {
                 message,
             });
         };
+        let failure = outcome.result.as_ref().err().map(|f| f.kind());
         let (state, mut outputs) = match outcome.result {
             Ok(Json::Object(map)) => (State::Success, map),
             Ok(Json::Null) => (State::Success, Map::new()),
@@ -171,6 +177,7 @@ impl Worker {
                 }
             }
         }
+        self.stats.record(state, outcome.duration, failure);
         // the logs are stored before the result is applied, so the tasks that run next
         // (e.g. an `errors` branch calling `errorLogs()`) find them
         if let Err(e) = logs.store(&LogRepo::new(self.store.clone())).await {

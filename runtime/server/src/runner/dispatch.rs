@@ -308,6 +308,7 @@ impl Runner {
             offload: self.offload,
             work_dirs: self.work_dirs,
             secrets: self.secrets.clone(),
+            stats: self.attempt_stats.clone(),
         };
         let files = live.files.clone();
         // the tasks of one WorkingDirectory share its folder, on this process's disk: they stay here

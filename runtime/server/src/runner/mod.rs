@@ -2,12 +2,16 @@
 //! the WASM engine ([`attempt`]: in this process or on the pool, see [`dispatch`]), starts
 //! subflows, fires timers, and persists every step in object storage.
 //!
-//! Each step of an execution is one `advance` over every event that arrived together, then one
-//! conditional write of the execution document (re-applying the same events to a fresh read on a
-//! `Conflict`, which is safe because `advance` is deterministic). Worker results are written as
-//! immutable objects before they are applied; large outputs are offloaded to internal storage.
+//! Each step of an execution is one `advance` over every event that arrived together. A step that
+//! only starts attempts and records their results may stay in memory for up to the flush interval
+//! and is written with the steps after it ([`flush`]); every other step is written at once. Each
+//! write is conditional on the version read, and a `Conflict` re-applies the held steps to a fresh
+//! read (safe because `advance` is deterministic). A worker's result is applied by the driver's
+//! next write (nothing else stores it: an attempt lost to a crash runs again after a takeover);
+//! large outputs are offloaded to internal storage before.
 
 pub(crate) mod attempt;
+mod attempt_stats;
 pub mod control;
 pub mod dispatch;
 mod fetch;
@@ -41,6 +45,7 @@ use weft_store::repo::{
     check_outputs_fit, outputs_size,
 };
 
+pub use attempt_stats::{AttemptStats, DURATION_BUCKETS, Histogram};
 pub use flush::Claim;
 use logs::AttemptLogs;
 pub use resume_task::SessionDirectory;
@@ -244,6 +249,8 @@ pub struct Runner {
     flush_interval: std::time::Duration,
     /// What the first write of an execution created in memory waits for.
     claim: Option<Arc<dyn Claim>>,
+    /// Where the attempts run in this process are counted.
+    attempt_stats: Arc<AttemptStats>,
 }
 
 /// How long an execution's steps stay in memory at most, by default (see [`flush`]).
@@ -376,7 +383,14 @@ impl Runner {
             sessions: None,
             flush_interval: DEFAULT_FLUSH_INTERVAL,
             claim: None,
+            attempt_stats: Arc::default(),
         }
+    }
+
+    /// Counts the attempts run in this process in `stats` (shared by the drivers of a server).
+    pub fn with_attempt_stats(mut self, stats: Arc<AttemptStats>) -> Self {
+        self.attempt_stats = stats;
+        self
     }
 
     /// Lets the steps of an execution stay in memory up to `interval` before they are written
