@@ -5,15 +5,19 @@
 //! owner (a random id per process), the date it expires and the executions the driver holds (the
 //! root and the subflow executions it started). The owner renews it well before it expires; a
 //! tick on any instance lists the leases and claims an expired one with a version condition, so
-//! exactly one instance takes each over. An owner whose renewal loses (it stalled past the
+//! exactly one instance takes each over. A tick reads only the leases that changed since this
+//! process last saw them ([`crate::listed`]). An owner whose renewal loses (it stalled past the
 //! expiry and was taken over) stops driving at once. The lease is deleted when the driver ends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use weft_store::{Condition, DynStore, Key, StoreError, Version};
+
+use crate::listed::Listed;
 
 /// Where the leases live in the store's root.
 const PREFIX: &str = "leases/";
@@ -74,6 +78,8 @@ pub struct Leases {
     store: DynStore,
     owner: String,
     ttl: Duration,
+    /// The leases as this process last read or wrote them.
+    seen: Arc<Listed<LeaseDoc>>,
 }
 
 impl Leases {
@@ -83,6 +89,7 @@ impl Leases {
             store,
             owner: format!("{:016x}", rand::random::<u64>()),
             ttl,
+            seen: Arc::default(),
         }
     }
 
@@ -126,6 +133,7 @@ impl Leases {
             .put(&key, Bytes::from(bytes), condition)
             .await
             .map_err(store_err)?;
+        self.seen.wrote(key.clone(), version.clone(), doc.clone());
         Ok(Lease { key, doc, version })
     }
 
@@ -209,32 +217,22 @@ impl Leases {
     }
 
     /// Claims every lease expired at `now` (each with a version condition: exactly one instance
-    /// wins each). A lease that cannot be read is skipped with a warning.
+    /// wins each). A lease that cannot be read is skipped with a warning (the next tick tries
+    /// again); only a failed listing is an error.
     pub async fn claim_expired(&self, now: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
         let mut claimed = Vec::new();
-        for entry in self.store.list_all(PREFIX).await? {
-            let object = match self.store.get(&entry.key).await {
-                Ok(o) => o,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            let doc: LeaseDoc = match serde_json::from_slice(&object.bytes) {
-                Ok(doc) => doc,
-                Err(e) => {
-                    tracing::warn!(key = %entry.key, error = %e, "unreadable lease skipped");
-                    continue;
-                }
-            };
-            if doc.expires_at > now {
+        let leases = self.seen.scan(&self.store, PREFIX).await?;
+        for found in leases {
+            if found.value.expires_at > now {
                 continue;
             }
             let doc = LeaseDoc {
                 owner: self.owner.clone(),
                 expires_at: self.expiry(now),
-                ..doc
+                ..found.value
             };
             match self
-                .write(entry.key, doc, Condition::IfVersion(object.version))
+                .write(found.key, doc, Condition::IfVersion(found.version))
                 .await
             {
                 Ok(lease) => claimed.push(lease),
@@ -298,5 +296,40 @@ mod tests {
         let renewed = b.renew(won, vec!["E1".into()], later).await.unwrap();
         b.release(&renewed).await;
         assert!(store.list_all(PREFIX).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_tick_reads_only_the_leases_that_changed() {
+        let store = weft_store::open("memory://").await.unwrap();
+        let (a, b) = (leases(&store), leases(&store));
+        let t0 = Utc::now();
+        let mut held = Vec::new();
+        for root in ["E1", "E2", "E3"] {
+            held.push(
+                a.acquire("main", root, vec![root.into()], t0)
+                    .await
+                    .unwrap(),
+            );
+        }
+        let gets = |before: &weft_store::RequestCounts| store.stats().snapshot().since(before).get;
+        // the first tick of `b` reads them all; its next one none; `a` wrote them: none either
+        let before = store.stats().snapshot();
+        assert!(b.claim_expired(t0).await.unwrap().is_empty());
+        assert_eq!(gets(&before), 3);
+        let before = store.stats().snapshot();
+        assert!(b.claim_expired(t0).await.unwrap().is_empty());
+        assert!(a.claim_expired(t0).await.unwrap().is_empty());
+        assert_eq!(gets(&before), 0);
+        // one renewed (ten seconds later: it expires ten seconds after the others): read again
+        let t10 = t0 + chrono::TimeDelta::seconds(10);
+        a.renew(&held[0], vec!["E1".into()], t10).await.unwrap();
+        let before = store.stats().snapshot();
+        let later = t0 + chrono::TimeDelta::seconds(31);
+        let claimed = b.claim_expired(later).await.unwrap();
+        assert_eq!(gets(&before), 1);
+        // E2 and E3 expired; E1 not, by the expiry read again (the one seen first has passed)
+        let mut roots: Vec<&str> = claimed.iter().map(|l| l.doc().root.as_str()).collect();
+        roots.sort_unstable();
+        assert_eq!(roots, ["E2", "E3"]);
     }
 }

@@ -4,6 +4,7 @@
 pub mod api;
 mod codec;
 pub mod lease;
+mod listed;
 pub mod runner;
 pub mod setup;
 

@@ -61,6 +61,8 @@ pub(crate) struct App {
     pub(crate) flows: Arc<store_flows::FlowCache>,
     /// The leases of the executions this process drives.
     pub(crate) leases: Leases,
+    /// The schedule entries as this process last read or wrote them (for the ticks).
+    pub(crate) schedule_entries: schedules::Entries,
     pub(crate) wait_timeout: Duration,
     /// How long an execution's steps may stay in memory (`flush_interval_ms`).
     pub(crate) flush_interval: Duration,
@@ -319,6 +321,7 @@ impl Server {
             drivers: Drivers::default(),
             flows: Arc::default(),
             leases: Leases::new(store.clone(), Duration::from_secs(config.lease_ttl_secs)),
+            schedule_entries: schedules::Entries::default(),
             wait_timeout: Duration::from_secs(config.wait_timeout_secs),
             flush_interval: Duration::from_millis(config.flush_interval_ms),
             max_body: config.max_body_bytes,

@@ -4,8 +4,9 @@
 //! `schedules/{tenant}/{namespace}/{flowId}/{triggerId}.json` in the store's root: the trigger as
 //! written and its state (the next date due, the last one fired). A trigger saved unchanged keeps
 //! its state; a changed one starts again from the next date after the save; a removed or
-//! disabled one (or a deleted flow) loses its entry. A tick lists the entries, asks
-//! [`weft_flow::schedule`] which dates are due, and starts one execution per date. The execution's
+//! disabled one (or a deleted flow) loses its entry. A tick lists the entries (reading again
+//! only those that changed since this process last saw them), asks [`weft_flow::schedule`] which
+//! dates are due, and starts one execution per date. The execution's
 //! id is derived from the tenant, flow, trigger and date, and created only if absent, so a date is
 //! fired once however many instances tick at the same time, and a tick that died halfway is
 //! finished by the next one; the entry then moves on with a version condition.
@@ -37,6 +38,7 @@ use super::App;
 use super::drive::{self, Init};
 use super::error::{ApiError, ApiResult};
 use super::tenant::Tenant;
+use crate::listed::Listed;
 use crate::runner::{RunError, StartRequest};
 
 const PREFIX: &str = "schedules/";
@@ -54,6 +56,11 @@ struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     backfill: Option<Backfill>,
 }
+
+/// The schedule entries as this process last read or wrote them: a tick reads again only those
+/// that changed since ([`crate::listed`]).
+#[derive(Debug, Default)]
+pub(crate) struct Entries(Listed<Entry>);
 
 /// A backfill of a schedule trigger (Kestra's `Backfill`): the dates from `start` to `end`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -168,28 +175,16 @@ pub(crate) async fn sync(
 /// Fires every schedule due at `now`; returns how many executions this call started.
 pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize, StoreError> {
     let mut started = 0;
-    for listed in app.store.list_all(PREFIX).await? {
-        let object = match app.store.get(&listed.key).await {
-            Ok(o) => o,
-            Err(e) if e.is_not_found() => continue,
-            // the other schedules still fire; this one is read again at the next tick
-            Err(e) => {
-                tracing::warn!(key = %listed.key, error = %e, "schedule entry not read");
-                continue;
-            }
-        };
-        let mut entry: Entry = match serde_json::from_slice(&object.bytes) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::warn!(key = %listed.key, error = %e, "unreadable schedule entry skipped");
-                continue;
-            }
-        };
+    // an entry that cannot be read is left out (the other schedules still fire) and read again
+    // at the next tick
+    let entries = app.schedule_entries.0.scan(&app.store, PREFIX).await?;
+    for found in entries {
+        let (key, version, mut entry) = (found.key, found.version, found.value);
         let schedule = match Schedule::from_trigger(&entry.trigger) {
             Ok(Some(s)) => s,
             Ok(None) => continue,
             Err(e) => {
-                tracing::warn!(key = %listed.key, error = %e, "invalid schedule skipped");
+                tracing::warn!(%key, error = %e, "invalid schedule skipped");
                 continue;
             }
         };
@@ -304,17 +299,13 @@ pub(crate) async fn fire_due(app: &Arc<App>, now: DateTime<Utc>) -> Result<usize
         };
         match app
             .store
-            .put(
-                &listed.key,
-                Bytes::from(bytes),
-                Condition::IfVersion(object.version),
-            )
+            .put(&key, Bytes::from(bytes), Condition::IfVersion(version))
             .await
         {
             // another instance moved it on (or the flow was saved): its write stands
             Err(e) if e.is_conflict() || e.is_not_found() => {}
             Err(e) => return Err(e),
-            Ok(_) => {}
+            Ok(written) => app.schedule_entries.0.wrote(key, written, entry),
         }
     }
     Ok(started)
