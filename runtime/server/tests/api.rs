@@ -1192,6 +1192,39 @@ async fn schedule_conditions_skip_dates_and_unsupported_ones_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_saved_again_unchanged_writes_its_schedules_again() {
+    let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
+    let flow = conditioned(
+        "mended",
+        "      - type: io.kestra.core.models.conditions.types.DateTimeBetweenCondition\n        \
+         after: \"2000-01-01T00:00:00Z\"\n",
+    );
+    assert_eq!(s.create_flow("/api/v1", &flow).await.0, StatusCode::OK);
+    // as if the process had died between the flow's revision and its schedule's entry
+    let entry = s
+        ._dir
+        .path()
+        .join("store/schedules/main/company.team/mended/every-second.json");
+    std::fs::remove_file(&entry).unwrap();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(tick(&s).await["fired"], 0);
+    // sending the same source again makes no revision, and mends the schedule
+    let (status, saved) = send(
+        s.req(reqwest::Method::PUT, "/api/v1/flows/company.team/mended")
+            .header("content-type", "application/x-yaml")
+            .body(flow.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{saved}");
+    assert_eq!(saved["revision"], 1, "{saved}");
+    assert!(entry.is_file(), "no schedule entry at {}", entry.display());
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let report = tick(&s).await;
+    assert!(report["fired"].as_u64().unwrap() >= 1, "{report}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn triggers_are_disabled_and_enabled_at_run_time() {
     let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
     assert_eq!(s.create_flow("/api/v1", TOGGLED).await.0, StatusCode::OK);

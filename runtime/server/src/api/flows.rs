@@ -130,10 +130,13 @@ pub(crate) async fn update(
             "flow {namespace}.{id} not found: create it with POST /api/v1/flows"
         )));
     };
+    schedules::check(&flow)?;
     if latest.source == body {
+        // no new revision; its schedules are written again all the same, so that a save whose
+        // process died between the revision and its schedules is mended by sending it again
+        saved(&app, &tenant, &namespace, &id, Some(&flow)).await?;
         return Ok(Json(flow_json(&latest, true)));
     }
-    schedules::check(&flow)?;
     let rev = repo.update(&namespace, &id, &body).await?;
     saved(&app, &tenant, &namespace, &id, Some(&flow)).await?;
     Ok(Json(flow_json(&rev, true)))
