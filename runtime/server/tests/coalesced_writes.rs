@@ -4,12 +4,14 @@
 //! meanwhile is kept (the steps are replayed on it). The real core plugins, a local store in a
 //! temporary directory.
 
+mod common;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use weft_executor::{Event, Execution, Executor, RunTask, State};
-use weft_server::runner::{Catalog, Observer, Runner, StartRequest};
+use weft_server::runner::{Observer, Runner, StartRequest};
 use weft_server::setup::Setup;
 use weft_store::DynStore;
 use weft_store::repo::Versioned;
@@ -23,24 +25,11 @@ fn foreach(values: usize) -> String {
 }
 
 async fn setup() -> (Setup, tempfile::TempDir, DynStore) {
-    let (setup, _) = Setup::load(None).await.expect("plugins");
-    let dir = tempfile::tempdir().unwrap();
-    let store = weft_store::open(&format!("file://{}", dir.path().display()))
-        .await
-        .unwrap();
-    (setup, dir, store)
+    common::local_setup().await
 }
 
 fn runner(setup: &Setup, store: DynStore, yaml: &str, interval: Duration) -> Runner {
-    let flow = weft_flow::parse_flow(yaml, &setup.registry)
-        .map(|p| p.flow)
-        .unwrap_or_else(|d| panic!("{d:?}"));
-    let mut catalog = Catalog::default();
-    catalog
-        .add(&flow, &setup.registry, setup.renderer.clone())
-        .unwrap();
-    Runner::new(setup.engine.clone(), store, setup.renderer.clone(), catalog)
-        .with_flush_interval(interval)
+    common::runner(setup, store, &[yaml]).with_flush_interval(interval)
 }
 
 async fn stored(store: &DynStore, id: &str) -> Versioned<Execution> {

@@ -3,11 +3,13 @@
 //! whose Flow triggers match it, in the same session; a MultipleCondition's state is kept in the
 //! store, so another runner (another process) over the same store carries it on.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 use weft_executor::{Execution, State};
-use weft_server::runner::{Catalog, Runner, StartRequest};
+use weft_server::runner::{Runner, StartRequest};
 use weft_server::setup::Setup;
 use weft_store::DynStore;
 
@@ -125,16 +127,7 @@ tasks:
 
 /// A runner over `store` with every flow of [`FLOWS`].
 fn runner(setup: &Setup, store: DynStore) -> Runner {
-    let mut catalog = Catalog::default();
-    for yaml in FLOWS {
-        let flow = weft_flow::parse_flow(yaml, &setup.registry)
-            .map(|p| p.flow)
-            .unwrap_or_else(|d| panic!("{d:?}"));
-        catalog
-            .add(&flow, &setup.registry, setup.renderer.clone())
-            .unwrap();
-    }
-    Runner::new(setup.engine.clone(), store, setup.renderer.clone(), catalog)
+    common::runner(setup, store, FLOWS)
 }
 
 /// Runs `namespace.id` and every execution it triggers to their end; all the session's
@@ -170,12 +163,7 @@ fn of<'e>(all: &'e [Execution], flow_id: &str) -> Vec<&'e Execution> {
 }
 
 async fn setup() -> (Setup, tempfile::TempDir, DynStore) {
-    let (setup, _) = Setup::load(None).await.expect("plugins");
-    let dir = tempfile::tempdir().unwrap();
-    let store = weft_store::open(&format!("file://{}", dir.path().display()))
-        .await
-        .unwrap();
-    (setup, dir, store)
+    common::local_setup().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,19 +293,7 @@ async fn a_toggle_of_an_unknown_trigger_fails_the_task() {
 async fn a_takeover_fires_the_flow_triggers_of_an_execution_that_ended() {
     let (setup, _dir, store) = setup().await;
     // the first driver knows no listener: `src` ends and nothing fires
-    let mut alone = Catalog::default();
-    let src = weft_flow::parse_flow(FLOWS[0], &setup.registry)
-        .unwrap()
-        .flow;
-    alone
-        .add(&src, &setup.registry, setup.renderer.clone())
-        .unwrap();
-    let first = Runner::new(
-        setup.engine.clone(),
-        store.clone(),
-        setup.renderer.clone(),
-        alone,
-    );
+    let first = common::runner(&setup, store.clone(), &FLOWS[..1]);
     let (root, all) = run_all(&first, "t", "src").await;
     assert_eq!(all.len(), 1);
 

@@ -4,13 +4,15 @@
 //! execution (retry behavior CREATE_NEW_EXECUTION), with the real core plugins and a store in a
 //! temporary directory.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value as Json, json};
 use weft_executor::inputs::RawInput;
 use weft_executor::{Execution, State};
 use weft_server::runner::control::Session;
-use weft_server::runner::{Catalog, Runner, StartRequest};
+use weft_server::runner::{Runner, StartRequest};
 use weft_server::setup::Setup;
 use weft_store::DynStore;
 use weft_store::repo::{ExecutionIndex, LogRepo};
@@ -105,25 +107,11 @@ outputs:
 ];
 
 fn runner(setup: &Setup, store: DynStore) -> Runner {
-    let mut catalog = Catalog::default();
-    for yaml in FLOWS {
-        let flow = weft_flow::parse_flow(yaml, &setup.registry)
-            .map(|p| p.flow)
-            .unwrap_or_else(|d| panic!("{d:?}"));
-        catalog
-            .add(&flow, &setup.registry, setup.renderer.clone())
-            .unwrap();
-    }
-    Runner::new(setup.engine.clone(), store, setup.renderer.clone(), catalog)
+    common::runner(setup, store, FLOWS)
 }
 
 async fn setup() -> (Setup, tempfile::TempDir, DynStore) {
-    let (setup, _) = Setup::load(None).await.expect("plugins");
-    let dir = tempfile::tempdir().unwrap();
-    let store = weft_store::open(&format!("file://{}", dir.path().display()))
-        .await
-        .unwrap();
-    (setup, dir, store)
+    common::local_setup().await
 }
 
 fn deadline() -> Instant {

@@ -2,10 +2,12 @@
 //! 100 MB through tasks: Download from a local HTTP server, Split, Concat, Size, on the local store.
 //! The data stays in internal storage; the execution document keeps URIs and stays small.
 
+mod common;
+
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 use weft_engine::{AllowList, EngineConfig};
-use weft_server::runner::{Catalog, Observer, Runner, StartRequest};
+use weft_server::runner::{Observer, StartRequest};
 use weft_server::setup::Setup;
 use weft_store::repo::execution_key;
 
@@ -95,24 +97,12 @@ tasks:
     uri: "{{{{ outputs.concat.uri }}}}"
 "#
     );
-    let flow = weft_flow::parse_flow(&yaml, &setup.registry)
-        .map(|p| p.flow)
-        .unwrap_or_else(|d| panic!("{d:?}"));
-    let mut catalog = Catalog::default();
-    catalog
-        .add(&flow, &setup.registry, setup.renderer.clone())
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = weft_store::open(&format!("file://{}", dir.path().display()))
         .await
         .unwrap();
-    let runner = Runner::new(
-        setup.engine.clone(),
-        store.clone(),
-        setup.renderer.clone(),
-        catalog,
-    )
-    .with_observer(std::sync::Arc::new(Errors));
+    let runner =
+        common::runner(&setup, store.clone(), &[&yaml]).with_observer(std::sync::Arc::new(Errors));
     let started = std::time::Instant::now();
     let exec = runner
         .run("weft.tests", "big-file", StartRequest::default())
