@@ -34,8 +34,9 @@ pub use secrets::{Secrets, mask as mask_secrets};
 
 use chrono::{DateTime, Utc};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, RwLock};
 
 /// Whether `s` contains a tag (`{{` or `{%`) and so needs rendering.
 pub fn is_template(s: &str) -> bool {
@@ -79,8 +80,16 @@ pub struct Context<'a> {
 const MAX_CACHED_TEMPLATES: usize = 4096;
 
 /// Renders templates. Build one per process and share it: it caches compiled templates.
+///
+/// The environment (filters, functions, and a loader that compiles a template the first time it
+/// is asked for) is shared as an `Arc`: a render holds the `Arc`, never a lock, so a template
+/// that calls the host (storage reads, secrets) for as long as it needs holds back no other
+/// render. The lock is taken only to clone the `Arc`, and to start a fresh cache once
+/// [`MAX_CACHED_TEMPLATES`] templates were compiled.
 pub struct Renderer {
-    env: RwLock<Environment<'static>>,
+    env: RwLock<Arc<Environment<'static>>>,
+    /// Templates compiled into the current cache (counted by the loader).
+    compiled: Arc<AtomicUsize>,
 }
 
 impl Default for Renderer {
@@ -185,8 +194,43 @@ impl Renderer {
         });
         filters::register(&mut env);
         functions::register(&mut env);
+        // a template is named by its own Pebble text: the loader translates it (a translation
+        // error is reported again by `render_in_scope`, with its position)
+        let compiled = Arc::new(AtomicUsize::new(0));
+        let counter = compiled.clone();
+        env.set_loader(move |name| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            translate(name).map(Some).map_err(|e| {
+                minijinja::Error::new(minijinja::ErrorKind::SyntaxError, e.to_string())
+            })
+        });
         Self {
-            env: RwLock::new(env),
+            env: RwLock::new(Arc::new(env)),
+            compiled,
+        }
+    }
+
+    /// The current environment, to render with (the lock is held only to clone it).
+    fn env(&self) -> Result<Arc<Environment<'static>>, ExprError> {
+        self.env
+            .read()
+            .map(|env| env.clone())
+            .map_err(|_| ExprError::eval("renderer lock poisoned"))
+    }
+
+    /// Starts an empty cache of compiled templates once the current one is full (renders
+    /// running on the old one finish with it).
+    fn bound_cache(&self) {
+        if self.compiled.load(Ordering::Relaxed) < MAX_CACHED_TEMPLATES {
+            return;
+        }
+        if let Ok(mut env) = self.env.write()
+            && self.compiled.load(Ordering::Relaxed) >= MAX_CACHED_TEMPLATES
+        {
+            let mut fresh = Environment::clone(&env);
+            fresh.clear_templates();
+            *env = Arc::new(fresh);
+            self.compiled.store(0, Ordering::Relaxed);
         }
     }
 
@@ -231,36 +275,14 @@ impl Renderer {
         if !needs_render(template) {
             return Ok(template.to_string());
         }
-        {
-            let env = self
-                .env
-                .read()
-                .map_err(|_| ExprError::eval("renderer lock poisoned"))?;
-            if let Ok(t) = env.get_template(template) {
-                return t.render(vars).map_err(|e| map_err(&e));
-            }
-        }
-        let src = translate(template)?;
-        {
-            let mut env = self
-                .env
-                .write()
-                .map_err(|_| ExprError::eval("renderer lock poisoned"))?;
-            if env.templates().count() >= MAX_CACHED_TEMPLATES {
-                env.clear_templates();
-            }
-            env.add_template_owned(template.to_string(), src.clone())
-                .map_err(|e| map_err(&e))?;
-        }
-        let env = self
-            .env
-            .read()
-            .map_err(|_| ExprError::eval("renderer lock poisoned"))?;
-        match env.get_template(template) {
-            Ok(t) => t.render(vars).map_err(|e| map_err(&e)),
-            // another thread emptied the cache in between
-            Err(_) => env.render_str(&src, vars).map_err(|e| map_err(&e)),
-        }
+        self.bound_cache();
+        let env = self.env()?;
+        let compiled = match env.get_template(template) {
+            Ok(t) => t,
+            // the translation's own error says where; else minijinja's
+            Err(e) => return Err(translate(template).err().unwrap_or_else(|| map_err(&e))),
+        };
+        compiled.render(vars).map_err(|e| map_err(&e))
     }
 
     /// Renders a template to a string. Strings without tags come back unchanged.

@@ -679,7 +679,7 @@ fn renderer_is_send_sync_and_caches() {
 #[test]
 fn registered_names_match_the_parser() {
     let rd = Renderer::new();
-    let env = rd.env.read().unwrap();
+    let env = rd.env().unwrap();
     for f in names::FILTERS {
         let src = format!("{{{{ 1 | {f} }}}}");
         let res = env.render_str(&src, ());
@@ -784,4 +784,82 @@ fn only_referenced_variables_are_needed() {
         json!(["1", {"2": 1}])
     );
     assert_eq!(rd.eval("big.x + a", &ctx(&v)).unwrap(), json!(3));
+}
+
+/// A host whose `read()` waits until the test lets it go.
+struct Gate(std::sync::Mutex<mpsc::Receiver<()>>);
+
+impl ExprHost for Gate {
+    fn read(&self, uri: &str) -> Result<String, String> {
+        let gate = self.0.lock().map_err(|e| e.to_string())?;
+        gate.recv().map_err(|e| e.to_string())?;
+        Ok(format!("read {uri}"))
+    }
+}
+
+#[test]
+fn a_render_waiting_on_the_host_holds_back_no_other_render() {
+    let rd = Arc::new(Renderer::new());
+    let (open, gate) = mpsc::channel();
+    let (done_tx, done) = mpsc::channel();
+    // a render that calls the host, which answers only when told (as a slow storage read)
+    let waiting = {
+        let rd = rd.clone();
+        let done_tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let v = vars();
+            let host = Gate(std::sync::Mutex::new(gate));
+            let c = Context {
+                host: Some(&host),
+                ..ctx(&v)
+            };
+            let out = rd.render("{{ read('kestra:///a') }}", &c);
+            done_tx.send(("waiting", out)).unwrap();
+        })
+    };
+    // meanwhile, templates never compiled before render on other threads (a new template used
+    // to wait for a write lock that the waiting render's read lock held)
+    for n in 0..3 {
+        let rd = rd.clone();
+        let done_tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let v = vars();
+            let out = rd.render(&format!("{{{{ {n} + 1 }}}}-{{{{ flow.id }}}}"), &ctx(&v));
+            done_tx.send(("new", out)).unwrap();
+        });
+    }
+    let limit = std::time::Duration::from_secs(60);
+    let mut rendered = Vec::new();
+    for _ in 0..3 {
+        let (who, out) = done.recv_timeout(limit).expect("a render was held back");
+        assert_eq!(who, "new");
+        rendered.push(out.unwrap());
+    }
+    rendered.sort();
+    assert_eq!(rendered, ["1-hello", "2-hello", "3-hello"]);
+    open.send(()).unwrap();
+    let (who, out) = done.recv_timeout(limit).expect("the waiting render ended");
+    assert_eq!(
+        (who, out.unwrap().as_str()),
+        ("waiting", "read kestra:///a")
+    );
+    waiting.join().unwrap();
+}
+
+#[test]
+fn the_template_cache_starts_afresh_once_full() {
+    let rd = Renderer::new();
+    let v = vars();
+    for n in 0..MAX_CACHED_TEMPLATES + 10 {
+        let t = format!("{{{{ {n} }}}}");
+        assert_eq!(rd.render(&t, &ctx(&v)).unwrap(), n.to_string());
+        assert!(rd.compiled.load(Ordering::Relaxed) <= MAX_CACHED_TEMPLATES);
+    }
+    let env = rd.env().unwrap();
+    assert!(env.templates().count() <= 10, "{}", env.templates().count());
+    // a template compiled once is not compiled again
+    let before = rd.compiled.load(Ordering::Relaxed);
+    assert_eq!(rd.render("{{ 7 }}", &ctx(&v)).unwrap(), "7");
+    assert_eq!(rd.render("{{ 7 }}", &ctx(&v)).unwrap(), "7");
+    assert_eq!(rd.compiled.load(Ordering::Relaxed), before + 1);
 }
