@@ -200,6 +200,8 @@ impl Leases {
 
     /// Deletes a lease when its driver ended (kept when another process took it meanwhile).
     pub async fn release(&self, lease: &Lease) {
+        // a process that never ticks would otherwise remember every lease it ever held
+        self.seen.forget(&lease.key);
         if let Err(e) = self
             .store
             .delete(&lease.key, Some(&lease.version))
@@ -331,5 +333,11 @@ mod tests {
         let mut roots: Vec<&str> = claimed.iter().map(|l| l.doc().root.as_str()).collect();
         roots.sort_unstable();
         assert_eq!(roots, ["E2", "E3"]);
+        // what a process released it forgets (one that never ticks would keep every lease)
+        assert_eq!(b.seen.len(), 3);
+        for lease in &claimed {
+            b.release(lease).await;
+        }
+        assert_eq!(b.seen.len(), 1);
     }
 }

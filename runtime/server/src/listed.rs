@@ -84,6 +84,19 @@ impl<T: Clone + DeserializeOwned> Listed<T> {
         Ok(out)
     }
 
+    /// How many objects are remembered.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.seen.lock().map_or(0, |seen| seen.len())
+    }
+
+    /// Forgets `key` (this process deleted it).
+    pub(crate) fn forget(&self, key: &Key) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(key);
+        }
+    }
+
     /// Remembers what this process wrote under `key` (at `version`), so that the next scan does
     /// not read it back.
     pub(crate) fn wrote(&self, key: Key, version: Version, value: T) {
