@@ -663,6 +663,65 @@ async fn storage_requests(s: &TestServer, kind: &str) -> u64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executions_are_searched_by_creation_date() {
+    let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
+    let flow = "id: dated\nnamespace: company.team\ntasks:\n  - {id: a, type: io.kestra.plugin.core.debug.Return, format: one}\n";
+    assert_eq!(s.create_flow("/api/v1", flow).await.0, StatusCode::OK);
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    for _ in 0..2 {
+        let (status, exec) = s
+            .json(
+                reqwest::Method::POST,
+                "/api/v1/executions/company.team/dated?wait=true",
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{exec}");
+    }
+    let after = chrono::Utc::now() + chrono::TimeDelta::seconds(1);
+    let total = async |filter: &str| {
+        let (status, found) = s
+            .json(
+                reqwest::Method::GET,
+                &format!("/api/v1/executions/search?namespace=company.team&{filter}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{filter}: {found}");
+        found["total"].as_u64().unwrap()
+    };
+    let date = |d: chrono::DateTime<chrono::Utc>| {
+        d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    assert_eq!(total(&format!("startDate={}", date(before))).await, 2);
+    assert_eq!(total(&format!("startDate={}", date(after))).await, 0);
+    assert_eq!(total(&format!("endDate={}", date(before))).await, 0);
+    assert_eq!(
+        total(&format!("startDate={}&endDate={}", date(before), date(after))).await,
+        2
+    );
+    assert_eq!(total("timeRange=PT1H").await, 2);
+    // the later of startDate and now - timeRange
+    assert_eq!(
+        total(&format!("timeRange=PT1H&startDate={}", date(after))).await,
+        0
+    );
+    for (bad, named) in [
+        ("startDate=yesterday", "`startDate`"),
+        ("endDate=2024-13-01T00:00:00Z", "`endDate`"),
+        ("timeRange=1h", "`timeRange`"),
+    ] {
+        let (status, err) = s
+            .json(
+                reqwest::Method::GET,
+                &format!("/api/v1/executions/search?{bad}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {err}");
+        assert!(err.to_string().contains(named), "{bad}: {err}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_give_attempt_durations_by_state_and_plugin_failures_by_kind() {
     let s = TestServer::start_config(|c| c.tick_interval_secs = 0).await;
     // `size` fails in its plugin: the file it asks for does not exist

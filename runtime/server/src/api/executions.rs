@@ -9,6 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use serde_json::{Value as JsonValue, json};
 use weft_engine::Level;
 use weft_executor::inputs::mask_secrets;
@@ -221,9 +222,10 @@ pub(crate) async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /executions/search?namespace=&flowId=&state=&page=1&size=10`: newest first,
-/// `{"results": [...], "total": N}`. `namespace` matches sub-namespaces too; `state` may be
-/// repeated.
+/// `GET /executions/search?namespace=&flowId=&state=&startDate=&endDate=&timeRange=&page=1&size=10`:
+/// newest first, `{"results": [...], "total": N}`. `namespace` matches sub-namespaces too;
+/// `state` may be repeated; `startDate` and `endDate` (RFC 3339) bound the date the execution
+/// was created, as does `timeRange` (an ISO-8601 duration back from now, Kestra's `PT24H`).
 pub(crate) async fn search(
     State(app): State<Arc<App>>,
     tenant: Tenant,
@@ -239,11 +241,15 @@ pub(crate) async fn search(
         .map(|(_, v)| v.to_ascii_uppercase())
         .collect();
     let (page, size) = inputs::paging(q)?;
+    let (since, until) = created_between(q, Utc::now())?;
     let index = ExecutionIndex::new(store.clone());
     let mut keys = index.list_under(namespace.as_deref()).await?;
-    if let Some(f) = &flow_id {
-        keys.retain(|k| &k.flow_id == f);
-    }
+    // the index keys carry the flow and the start date: these filters read nothing more
+    keys.retain(|k| {
+        flow_id.as_ref().is_none_or(|f| &k.flow_id == f)
+            && since.is_none_or(|s| k.start_date >= s)
+            && until.is_none_or(|u| k.start_date <= u)
+    });
     keys.sort_by(|a, b| b.start_date.cmp(&a.start_date).then(b.id.cmp(&a.id)));
     if !states.is_empty() {
         let mut kept = Vec::new();
@@ -265,6 +271,41 @@ pub(crate) async fn search(
         }
     }
     Ok(Json(json!({ "results": results, "total": total })))
+}
+
+/// The creation dates a search keeps, from `startDate`, `endDate` and `timeRange` (the later
+/// of `startDate` and `now - timeRange`).
+fn created_between(
+    q: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+    let date = |name: &str| -> ApiResult<Option<DateTime<Utc>>> {
+        query_value(q, name)
+            .filter(|v| !v.is_empty())
+            .map(|v| {
+                DateTime::parse_from_rfc3339(&v)
+                    .map(|d| d.with_timezone(&Utc))
+                    .map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "`{name}` must be a date-time such as 2024-05-01T00:00:00Z, got `{v}`: {e}"
+                        ))
+                    })
+            })
+            .transpose()
+    };
+    let mut since = date("startDate")?;
+    let until = date("endDate")?;
+    if let Some(v) = query_value(q, "timeRange").filter(|v| !v.is_empty()) {
+        let range = weft_flow::duration::parse(&v).map_err(|e| {
+            ApiError::bad_request(format!(
+                "`timeRange` must be an ISO-8601 duration such as PT24H, got `{v}`: {}",
+                e.0
+            ))
+        })?;
+        let from = now - range.to_chrono();
+        since = Some(since.map_or(from, |s| s.max(from)));
+    }
+    Ok((since, until))
 }
 
 /// `GET /executions/{id}/logs` and `GET /logs/{id}` (`?minLevel=`, `?taskRunId=`, `?taskId=`,
