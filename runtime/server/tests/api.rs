@@ -688,14 +688,18 @@ async fn executions_are_searched_by_creation_date() {
         assert_eq!(status, StatusCode::OK, "{filter}: {found}");
         found["total"].as_u64().unwrap()
     };
-    let date = |d: chrono::DateTime<chrono::Utc>| {
-        d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-    };
+    let date =
+        |d: chrono::DateTime<chrono::Utc>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     assert_eq!(total(&format!("startDate={}", date(before))).await, 2);
     assert_eq!(total(&format!("startDate={}", date(after))).await, 0);
     assert_eq!(total(&format!("endDate={}", date(before))).await, 0);
     assert_eq!(
-        total(&format!("startDate={}&endDate={}", date(before), date(after))).await,
+        total(&format!(
+            "startDate={}&endDate={}",
+            date(before),
+            date(after)
+        ))
+        .await,
         2
     );
     assert_eq!(total("timeRange=PT1H").await, 2);
