@@ -10,6 +10,7 @@ use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use futures::StreamExt as _;
 use serde_json::{Value as JsonValue, json};
 use weft_engine::Level;
 use weft_executor::inputs::mask_secrets;
@@ -252,15 +253,23 @@ pub(crate) async fn search(
     });
     keys.sort_by(|a, b| b.start_date.cmp(&a.start_date).then(b.id.cmp(&a.id)));
     if !states.is_empty() {
-        let mut kept = Vec::new();
-        for k in keys {
-            if let Some(entry) = index.get(&k).await?
+        // the state is in each entry's body: read them, many at a time, in order
+        let read: Vec<_> = futures::stream::iter(keys)
+            .map(|k| {
+                let index = &index;
+                async move { index.get(&k).await.map(|entry| (k, entry)) }
+            })
+            .buffered(SEARCH_READS)
+            .collect()
+            .await;
+        keys = Vec::new();
+        for got in read {
+            if let (k, Some(entry)) = got?
                 && states.contains(&entry.state)
             {
-                kept.push(k);
+                keys.push(k);
             }
         }
-        keys = kept;
     }
     let total = keys.len();
     let repo = crate::executions(store);
@@ -272,6 +281,9 @@ pub(crate) async fn search(
     }
     Ok(Json(json!({ "results": results, "total": total })))
 }
+
+/// How many index entries a search with a `state` filter reads at a time.
+const SEARCH_READS: usize = 32;
 
 /// The creation dates a search keeps, from `startDate`, `endDate` and `timeRange` (the later
 /// of `startDate` and `now - timeRange`).
