@@ -372,17 +372,12 @@ impl Inner {
     }
 
     fn list(&self, prefix: &str, after: Option<&str>, limit: usize) -> Result<ListPage> {
-        let (dir_key, start_dir) = match prefix.rfind('/') {
-            Some(i) => (&prefix[..=i], self.root.join(&prefix[..i])),
-            None => ("", self.root.clone()),
-        };
-        let mut found = Vec::new();
-        self.walk(&start_dir, dir_key, prefix, after, &mut found)?;
-        found.sort_by(|a: &ListEntry, b| a.key.cmp(&b.key));
-        let more = found.len() > limit;
-        found.truncate(limit);
+        let mut candidates = self.candidates(prefix, after)?.into_iter();
+        // only the files of this page are read (stat): a listing of N keys in pages of 1,000 reads
+        // each file's metadata once, not once per page after it
+        let found = listed(candidates.by_ref(), limit);
         let next = match found.last() {
-            Some(last) if more => Some(PageToken(last.key.to_string())),
+            Some(last) if candidates.next().is_some() => Some(PageToken(last.key.to_string())),
             _ => None,
         };
         Ok(ListPage {
@@ -391,13 +386,32 @@ impl Inner {
         })
     }
 
+    /// Every key under `prefix` in one walk of its folders (not one walk per page).
+    fn list_all(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        let candidates = self.candidates(prefix, None)?;
+        let count = candidates.len();
+        Ok(listed(candidates.into_iter(), count))
+    }
+
+    /// The files under `prefix` after key `after`, in key order, not read yet.
+    fn candidates(&self, prefix: &str, after: Option<&str>) -> Result<Vec<(Key, PathBuf)>> {
+        let (dir_key, start_dir) = match prefix.rfind('/') {
+            Some(i) => (&prefix[..=i], self.root.join(&prefix[..i])),
+            None => ("", self.root.clone()),
+        };
+        let mut candidates = Vec::new();
+        self.walk(&start_dir, dir_key, prefix, after, &mut candidates)?;
+        candidates.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(candidates)
+    }
+
     fn walk(
         &self,
         dir: &Path,
         dir_key: &str,
         prefix: &str,
         after: Option<&str>,
-        found: &mut Vec<ListEntry>,
+        found: &mut Vec<(Key, PathBuf)>,
     ) -> Result<()> {
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -434,17 +448,33 @@ impl Inner {
                 && after.is_none_or(|a| key.as_str() > a)
             {
                 let Ok(key) = Key::new(key) else { continue };
-                // the file may be replaced or deleted meanwhile: list what is there now
-                let Ok(meta) = entry.metadata() else { continue };
-                found.push(ListEntry {
-                    version: version_of(&meta),
-                    size: meta.len(),
-                    key,
-                });
+                found.push((key, entry.path()));
             }
         }
         Ok(())
     }
+}
+
+/// The first `limit` of `candidates` that are still files, with their version and size (a file
+/// replaced or deleted since the walk is listed as it is now, or left out).
+fn listed(candidates: impl Iterator<Item = (Key, PathBuf)>, limit: usize) -> Vec<ListEntry> {
+    let mut found = Vec::with_capacity(limit.min(1024));
+    for (key, path) in candidates {
+        if found.len() == limit {
+            break;
+        }
+        let Ok(meta) = fs::metadata(&path) else {
+            continue;
+        };
+        if meta.is_file() {
+            found.push(ListEntry {
+                version: version_of(&meta),
+                size: meta.len(),
+                key,
+            });
+        }
+    }
+    found
 }
 
 /// Opens an object's file; `None` when there is none.
@@ -589,6 +619,13 @@ impl ObjectStore for LocalStore {
         let after = options.page.map(|t| t.0);
         self.blocking(move |inner| inner.list(&prefix, after.as_deref(), limit))
             .await
+    }
+
+    async fn list_all(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        check_prefix(prefix)?;
+        self.stats.record(RequestKind::List);
+        let prefix = prefix.to_owned();
+        self.blocking(move |inner| inner.list_all(&prefix)).await
     }
 
     async fn get_stream(&self, key: &Key) -> Result<ObjectReader> {
