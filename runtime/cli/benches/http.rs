@@ -9,6 +9,8 @@
 //!   than 90% of the rate asked.
 //! - **Cold start**: from spawning the process to the answer of the first webhook call
 //!   (`?wait=true`, the execution ended), on a store that holds the flow; the median of 10.
+//! - **Search**: then, over the executions the load left, `GET /executions/search` without and
+//!   with a `state` filter; the median of 5.
 //!
 //! `WEFT_BENCH_SECONDS` (default 5) is how long each rate is held; `WEFT_BENCH_RATES` (comma
 //! separated, default `50,100,200,300,400,600,800,1000,1500`) the rates tried. The local store
@@ -148,6 +150,38 @@ async fn rising_rate(label: &str, storage: &str, env: &[(String, String)]) {
             println!("(the server fell behind at {rate}/s: stopped)");
             break;
         }
+    }
+    search(&http, &server.url).await;
+}
+
+/// Times a search of the executions the load left (first page of 10; median of 5), without
+/// and with a `state` filter (which reads each index entry).
+async fn search(http: &reqwest::Client, url: &str) {
+    for filter in ["", "&state=SUCCESS"] {
+        let mut times = Vec::new();
+        let mut total = 0;
+        for _ in 0..5 {
+            let began = Instant::now();
+            let page: serde_json::Value = http
+                .get(format!(
+                    "{url}/api/v1/executions/search?namespace=bench&size=10{filter}"
+                ))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            times.push(began.elapsed());
+            total = page["total"].as_u64().unwrap_or(0);
+        }
+        times.sort();
+        println!(
+            "search `namespace=bench{filter}` over {total} executions: median {:.1} ms (min {:.1}, max {:.1})",
+            ms(times[2]),
+            ms(times[0]),
+            ms(times[4])
+        );
     }
 }
 
