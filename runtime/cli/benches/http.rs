@@ -24,7 +24,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Instance, create_flow, env_refs, free_port, s3_env, server_command};
+use common::{Instance, create_flow, env_refs, free_port, json_of, s3_env, server_command};
 use tokio::sync::Mutex;
 
 const FLOW: &str = r#"id: two
@@ -162,16 +162,10 @@ async fn search(http: &reqwest::Client, url: &str) {
         let mut total = 0;
         for _ in 0..5 {
             let began = Instant::now();
-            let page: serde_json::Value = http
-                .get(format!(
-                    "{url}/api/v1/executions/search?namespace=bench&size=10{filter}"
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let page: serde_json::Value = json_of(http.get(format!(
+                "{url}/api/v1/executions/search?namespace=bench&size=10{filter}"
+            )))
+            .await;
             times.push(began.elapsed());
             total = page["total"].as_u64().unwrap_or(0);
         }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{Instance, create_flow_at, free_port};
+use common::{Instance, create_flow_at, free_port, json_of};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde_json::Value;
 
@@ -89,14 +89,7 @@ async fn run_and_check(http: &reqwest::Client, base: &str) -> Value {
         assert_eq!(output(task), value, "{task}: {exec:#}");
     }
     let id = exec["id"].as_str().unwrap();
-    let logs: Value = http
-        .get(format!("{base}/executions/{id}/logs?taskId=note"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let logs: Value = json_of(http.get(format!("{base}/executions/{id}/logs?taskId=note"))).await;
     let messages: Vec<&str> = logs
         .as_array()
         .unwrap()
@@ -171,16 +164,10 @@ async fn a_fan_out_is_dispatched_to_the_pool_and_runs_there() {
     // is dispatched
     let base = format!("{}/api/v1", a.url);
     create_flow_at(&http, &base, WORKING_DIRECTORY).await;
-    let exec: Value = http
-        .post(format!(
-            "{base}/executions/weft.examples/working-directory?wait=true"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let exec: Value = json_of(http.post(format!(
+        "{base}/executions/weft.examples/working-directory?wait=true"
+    )))
+    .await;
     assert_eq!(exec["state"]["current"], "SUCCESS", "{exec:#}");
 
     let on_a = metrics(&http, &a.url).await;

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Instance, create_flow, env_refs, free_port, s3_env};
+use common::{Instance, create_flow, env_refs, free_port, json_of, s3_env};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use weft_store::testing::TestS3;
@@ -154,16 +154,10 @@ async fn call(http: &reqwest::Client, lb: &str, n: usize) -> usize {
 }
 
 async fn search(http: &reqwest::Client, lb: &str, flow: &str) -> Vec<Value> {
-    let found: Value = http
-        .get(format!(
-            "{lb}/api/v1/executions/search?namespace={NAMESPACE}&flowId={flow}&size=1000"
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found: Value = json_of(http.get(format!(
+        "{lb}/api/v1/executions/search?namespace={NAMESPACE}&flowId={flow}&size=1000"
+    )))
+    .await;
     found["results"].as_array().cloned().unwrap_or_default()
 }
 

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Instance, create_flow};
+use common::{Instance, create_flow, json_of};
 use serde_json::Value;
 
 const FLOW: &str = r#"id: every-second
@@ -49,17 +49,11 @@ async fn three_instances_fire_each_date_of_a_schedule_once() {
     // let the executions of the last dates end
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let found: Value = http
-        .get(format!(
-            "{}/api/v1/executions/search?namespace=company.team&flowId=every-second&size=1000",
-            pool[2].url
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let found: Value = json_of(http.get(format!(
+        "{}/api/v1/executions/search?namespace=company.team&flowId=every-second&size=1000",
+        pool[2].url
+    )))
+    .await;
     let mut by_date: BTreeMap<String, usize> = BTreeMap::new();
     for exec in found["results"].as_array().unwrap() {
         assert_eq!(exec["state"]["current"], "SUCCESS", "{exec:#}");

@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Instance, create_flow};
+use common::{Instance, create_flow, json_of};
 use serde_json::Value;
 
 const FLOW: &str = r#"id: nap
@@ -26,13 +26,7 @@ tasks:
 "#;
 
 async fn execution(http: &reqwest::Client, url: &str, id: &str) -> Value {
-    http.get(format!("{url}/api/v1/executions/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    json_of(http.get(format!("{url}/api/v1/executions/{id}"))).await
 }
 
 fn run_of<'a>(exec: &'a Value, task: &str) -> Option<&'a Value> {
@@ -56,14 +50,8 @@ async fn tick(http: &reqwest::Client, url: &str) -> Value {
 /// returns the execution's id.
 async fn start_until_sleep_runs(http: &reqwest::Client, url: &str) -> String {
     create_flow(http, url, FLOW).await;
-    let started: Value = http
-        .post(format!("{url}/api/v1/executions/company.team/nap"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let started: Value =
+        json_of(http.post(format!("{url}/api/v1/executions/company.team/nap"))).await;
     let id = started["id"].as_str().unwrap().to_string();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -110,6 +110,11 @@ pub async fn create_flow_at(http: &reqwest::Client, api: &str, yaml: &str) {
     assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }
 
+/// Sends `request` and reads its answer as JSON; panics when either fails.
+pub async fn json_of(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// The environment a `weft server` needs to reach `s3` (credentials for moto; an outside server's
 /// come from the caller's AWS variables).
 pub fn s3_env(s3: &weft_store::testing::TestS3) -> Vec<(String, String)> {
