@@ -285,12 +285,12 @@ pub(crate) async fn search(
 /// How many index entries a search with a `state` filter reads at a time.
 const SEARCH_READS: usize = 32;
 
+/// The earliest and latest creation dates a search keeps (each bound optional).
+type CreatedBetween = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// The creation dates a search keeps, from `startDate`, `endDate` and `timeRange` (the later
 /// of `startDate` and `now - timeRange`).
-fn created_between(
-    q: Option<&str>,
-    now: DateTime<Utc>,
-) -> ApiResult<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> {
+fn created_between(q: Option<&str>, now: DateTime<Utc>) -> ApiResult<CreatedBetween> {
     let date = |name: &str| -> ApiResult<Option<DateTime<Utc>>> {
         query_value(q, name)
             .filter(|v| !v.is_empty())
